@@ -1,0 +1,1 @@
+"""The admin HTTP API, protected by the admin key from settings."""

@@ -1,0 +1,61 @@
+"""Wire shapes of the admin API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from gateway.db.models import ApiKey
+
+
+class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    models: list[str] | None = None
+    expires_at: datetime | None = None
+    owner: str | None = None
+    team: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class KeyView(msgspec.Struct):
+    id: uuid.UUID
+    prefix: str
+    name: str
+    owner: str | None
+    org_id: uuid.UUID
+    team_id: uuid.UUID | None
+    models: list[str] | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+    metadata: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: ApiKey) -> KeyView:
+        return cls(
+            id=row.id,
+            prefix=row.prefix,
+            name=row.name,
+            owner=row.owner,
+            org_id=row.org_id,
+            team_id=row.team_id,
+            models=row.allowed_models,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            created_at=row.created_at,
+            metadata=row.metadata_ or {},
+        )
+
+
+class CreatedKey(msgspec.Struct):
+    key: str
+    """The secret. Shown once; only its hash is kept."""
+    info: KeyView
+
+
+class KeyList(msgspec.Struct):
+    data: list[KeyView]
+    object: str = "list"

@@ -1,0 +1,57 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from litestar import Litestar
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from gateway.admin.controller import AdminKeysController
+from gateway.errors import GatewayError
+from gateway.health.controller import HealthController
+from gateway.proxy.controller import OpenAIController
+from gateway.runtime import open_runtime
+from gateway.settings import Settings
+from gateway.web.errors import handle_gateway_error, handle_http_exception, handle_unexpected
+from gateway.web.request_id import add_request_id_header
+
+
+def create_app(
+    settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+) -> Litestar:
+    """Build the app. ``transport`` replaces the upstream HTTP transport (the test seam)."""
+    settings = settings or Settings.load()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_runtime(settings, transport) as runtime:
+            app.state.runtime = runtime
+            app.state.pipeline = runtime.pipeline
+            yield
+
+    return Litestar(
+        route_handlers=[OpenAIController, AdminKeysController, HealthController],
+        lifespan=[lifespan],
+        exception_handlers={
+            GatewayError: handle_gateway_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        before_send=[add_request_id_header],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="gateway", version="0.1.0"),
+        debug=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for ASGI servers (``uvicorn --factory gateway.app:create_app_from_env``)."""
+    return create_app()

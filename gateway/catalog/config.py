@@ -1,0 +1,185 @@
+"""Read and validate ``policies/models.yaml``. Every error names the file, the field and the problem."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.errors import ConfigError
+
+BACKEND_KINDS = frozenset({"openai"})
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    name: str
+    kind: str
+    base_url: str
+    api_key_env: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    timeout_seconds: float | None = None
+
+    @property
+    def credential_ref(self) -> str | None:
+        """What SQL stores about the credential: where it lives, never the value."""
+        if self.api_key_env:
+            return f"env:{self.api_key_env}"
+        if self.api_key:
+            return f"config:backends.{self.name}.api_key"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceConfig:
+    """Micro-USD per million tokens (150000 is $0.15 per 1M tokens)."""
+
+    input: int = 0
+    cached_input: int = 0
+    output: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    name: str
+    backend: str
+    upstream_model: str
+    params: dict[str, Any]
+    prices: PriceConfig
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogConfig:
+    backends: dict[str, BackendConfig]
+    models: dict[str, ModelConfig]
+
+
+def load_catalog_config(path: str | Path) -> CatalogConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read models file: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_catalog_config(data or {}, str(path))
+
+
+def parse_catalog_config(data: Any, source: str) -> CatalogConfig:
+    fields = _Fields(source)
+    root = fields.mapping(data, "")
+    fields.no_extra(root, "", {"backends", "models"})
+    backends = {
+        name: _backend(fields, name, spec)
+        for name, spec in fields.mapping(root.get("backends", {}), "backends").items()
+    }
+    models = {
+        name: _model(fields, name, spec, backends)
+        for name, spec in fields.mapping(root.get("models", {}), "models").items()
+    }
+    return CatalogConfig(backends=backends, models=models)
+
+
+def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
+    where = f"backends.{name}"
+    fields.name(name, where)
+    spec = fields.mapping(spec, where)
+    fields.no_extra(spec, where, {"kind", "base_url", "api_key_env", "api_key", "timeout_seconds"})
+    kind = fields.string(spec, where, "kind", default="openai")
+    if kind not in BACKEND_KINDS:
+        fields.fail(
+            f"{where}.kind", f"unknown backend kind {kind!r}; known: {', '.join(sorted(BACKEND_KINDS))}"
+        )
+    base_url = fields.string(spec, where, "base_url")
+    if not re.match(r"^https?://[^/\s]+", base_url):
+        fields.fail(f"{where}.base_url", f"expected an http(s) URL, got {base_url!r}")
+    api_key_env = fields.optional_string(spec, where, "api_key_env")
+    if api_key_env is not None and not _ENV_VAR.match(api_key_env):
+        fields.fail(f"{where}.api_key_env", f"not an environment variable name: {api_key_env!r}")
+    timeout = spec.get("timeout_seconds")
+    if timeout is not None and (
+        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
+    ):
+        fields.fail(f"{where}.timeout_seconds", "expected a positive number of seconds")
+    return BackendConfig(
+        name=name,
+        kind=kind,
+        base_url=base_url.rstrip("/"),
+        api_key_env=api_key_env,
+        api_key=fields.optional_string(spec, where, "api_key"),
+        timeout_seconds=float(timeout) if timeout is not None else None,
+    )
+
+
+def _model(fields: _Fields, name: str, spec: Any, backends: dict[str, BackendConfig]) -> ModelConfig:
+    where = f"models.{name}"
+    fields.name(name, where)
+    spec = fields.mapping(spec, where)
+    fields.no_extra(spec, where, {"backend", "upstream_model", "params", "prices"})
+    backend = fields.string(spec, where, "backend")
+    if backend not in backends:
+        fields.fail(f"{where}.backend", f"no backend named {backend!r} under 'backends'")
+    params = fields.mapping(spec.get("params", {}), f"{where}.params")
+    if "model" in params or "stream" in params:
+        fields.fail(f"{where}.params", "'model' and 'stream' cannot be defaulted")
+    prices = fields.mapping(spec.get("prices", {}), f"{where}.prices")
+    fields.no_extra(prices, f"{where}.prices", {"input", "cached_input", "output"})
+    amounts = {}
+    for unit in ("input", "cached_input", "output"):
+        value = prices.get(unit, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            fields.fail(
+                f"{where}.prices.{unit}",
+                f"expected a whole number of micro-USD per million tokens (>= 0), got {value!r}",
+            )
+        amounts[unit] = value
+    if "cached_input" not in prices:
+        amounts["cached_input"] = amounts["input"]
+    return ModelConfig(
+        name=name,
+        backend=backend,
+        upstream_model=fields.optional_string(spec, where, "upstream_model") or name,
+        params=dict(params),
+        prices=PriceConfig(**amounts),
+    )
+
+
+class _Fields:
+    """Small validation helpers that raise ConfigError naming the source and the field path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, problem: str) -> None:
+        raise ConfigError(f"{self.source}: {where or '(top level)'}: {problem}")
+
+    def mapping(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(where, f"expected a mapping, got {type(value).__name__}")
+        return {str(k): v for k, v in value.items()}
+
+    def no_extra(self, spec: dict[str, Any], where: str, allowed: set[str]) -> None:
+        extra = sorted(set(spec) - allowed)
+        if extra:
+            prefix = f"{where}." if where else ""
+            self.fail(f"{prefix}{extra[0]}", f"unknown field; allowed: {', '.join(sorted(allowed))}")
+
+    def name(self, name: str, where: str) -> None:
+        if not _NAME.match(name):
+            self.fail(where, "names use letters, digits and . _ : / @ + - (at most 200)")
+
+    def string(self, spec: dict[str, Any], where: str, key: str, default: str | None = None) -> str:
+        value = spec.get(key, default)
+        if value is None:
+            self.fail(f"{where}.{key}", "required field is missing")
+        if not isinstance(value, str) or not value.strip():
+            self.fail(f"{where}.{key}", f"expected a non-empty string, got {value!r}")
+        return str(value)
+
+    def optional_string(self, spec: dict[str, Any], where: str, key: str) -> str | None:
+        return self.string(spec, where, key) if spec.get(key) is not None else None

@@ -1,0 +1,183 @@
+"""``gateway``: serve, migrate, manage keys, print the settings reference."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from gateway.errors import GatewayError
+from gateway.settings import Settings, field_docs
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        # Exported so that every server worker process reads the same file.
+        os.environ["GATEWAY_CONFIG"] = args.config
+    try:
+        args.run(args)
+    except GatewayError as exc:
+        print(f"gateway: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Self-hosted model gateway.")
+    parser.add_argument("--config", help="YAML settings file (same names as the GATEWAY_* variables)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--config", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(run=_migrate)
+
+    reference = commands.add_parser("settings", help="print every setting with its variable and default")
+    reference.set_defaults(run=_settings_reference)
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = keys.add_parser("create", help="create a key and print its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--models", help="comma-separated models the key may use (default: all)")
+    create.add_argument("--expires", help="ISO date/time, or a duration such as 30d, 12h, 90m")
+    create.add_argument("--owner")
+    create.add_argument("--team")
+    create.set_defaults(run=_keys_create)
+    listing = keys.add_parser("list", help="list keys (never their secrets)")
+    listing.set_defaults(run=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by id or prefix")
+    revoke.add_argument("key")
+    revoke.set_defaults(run=_keys_revoke)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = Settings.load()
+    uvicorn.run(
+        "gateway.app:create_app_from_env",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        loop="uvloop" if _has_uvloop() else "asyncio",
+        http="httptools",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        server_header=False,
+    )
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _migrate(_args: argparse.Namespace) -> None:
+    from gateway.db.migrate import upgrade
+
+    settings = Settings.load()
+    upgrade(settings.effective_database_url)
+    print("migrations applied")
+
+
+def _settings_reference(_args: argparse.Namespace) -> None:
+    for variable, default, doc in field_docs():
+        print(f"{variable} (default {default})\n    {doc}")
+
+
+def _keys_create(args: argparse.Namespace) -> None:
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    expires = parse_expiry(args.expires) if args.expires else None
+
+    async def run() -> None:
+        async with _key_service() as keys:
+            created = await keys.create(
+                args.name, models=models, expires_at=expires, owner=args.owner, team=args.team
+            )
+        key = created.key
+        print(created.secret)
+        print(
+            f"created key {key.id} (prefix {key.prefix}, models {','.join(models) if models else 'all'}, "
+            f"expires {key.expires_at.isoformat() if key.expires_at else 'never'}); "
+            "the secret above is shown only once",
+            file=sys.stderr,
+        )
+
+    asyncio.run(run())
+
+
+def _keys_list(_args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with _key_service() as keys:
+            rows = await keys.list()
+        print(f"{'id':36}  {'prefix':12}  {'name':20}  {'models':20}  {'expires':25}  status")
+        for row in rows:
+            status = "revoked" if row.revoked_at else "active"
+            models = ",".join(row.allowed_models) if row.allowed_models is not None else "all"
+            expires = row.expires_at.isoformat() if row.expires_at else "never"
+            print(
+                f"{row.id!s:36}  {row.prefix:12}  {row.name[:20]:20}  {models[:20]:20}  {expires:25}  {status}"
+            )
+
+    asyncio.run(run())
+
+
+def _keys_revoke(args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with _key_service() as keys:
+            row = await keys.revoke(args.key)
+        print(
+            f"revoked key {row.id} ({row.prefix}) at {row.revoked_at.isoformat() if row.revoked_at else '?'}"
+        )
+
+    asyncio.run(run())
+
+
+def parse_expiry(text: str, now: datetime | None = None) -> datetime:
+    now = now or datetime.now(UTC)
+    duration = re.fullmatch(r"(\d+)([dhm])", text.strip())
+    if duration:
+        amount, unit = int(duration.group(1)), duration.group(2)
+        return now + timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise GatewayError(
+            f"--expires: expected an ISO date/time or a duration like 30d, got {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class _key_service:
+    """A KeyService on a short-lived engine (migrating first in embedded mode)."""
+
+    async def __aenter__(self):  # type: ignore[no-untyped-def]
+        from gateway.db.engine import create_engine, session_factory
+        from gateway.db.migrate import upgrade_async
+        from gateway.keys.service import KeyService
+
+        settings = Settings.load()
+        if settings.should_migrate:
+            await upgrade_async(settings.effective_database_url)
+        self._engine = create_engine(settings.effective_database_url)
+        return KeyService(session_factory(self._engine))
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._engine.dispose()

@@ -1,0 +1,1 @@
+"""The SQL control plane: tables, engine and migrations."""

@@ -1,0 +1,105 @@
+"""Domain errors. Code raises these; ``gateway.http.errors`` alone maps them to HTTP.
+
+Each error carries what a client needs to act on it (a message, the offending parameter,
+a machine-readable code) and nothing about HTTP.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway reports to a client."""
+
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(GatewayError):
+    """A settings or policy file is wrong; raised at start-up, names the file and field."""
+
+
+class InvalidRequest(GatewayError):
+    """The request body is malformed or a field is missing or of the wrong type."""
+
+
+class RequestTooLarge(GatewayError):
+    code = "request_too_large"
+
+
+class AuthenticationFailed(GatewayError):
+    """No key, an unknown key, an expired or a revoked key."""
+
+    code = "invalid_api_key"
+
+
+class AdminAuthenticationFailed(GatewayError):
+    code = "invalid_admin_key"
+
+
+class PermissionDenied(GatewayError):
+    """The key is valid but may not use this model."""
+
+    code = "model_not_allowed"
+
+
+class NotFound(GatewayError):
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    code = "method_not_allowed"
+
+
+class Conflict(GatewayError):
+    code = "conflict"
+
+
+class UnsupportedEndpoint(GatewayError):
+    """The model's backend does not offer this endpoint."""
+
+    code = "unsupported_endpoint"
+
+
+class ServiceUnavailable(GatewayError):
+    """A dependency of the gateway itself (database, Redis) is down."""
+
+    code = "service_unavailable"
+
+
+class UpstreamError(GatewayError):
+    """The backend could not be reached or answered with something unusable."""
+
+    code = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "upstream_timeout"
+
+
+class UpstreamRejected(GatewayError):
+    """The backend answered with an error of its own; passed on with the backend's status."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        self.status = status
+        self.type = type_
+        self.retry_after = retry_after

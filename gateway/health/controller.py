@@ -1,0 +1,51 @@
+"""``/healthz``: the process answers. ``/readyz``: the database and Redis answer too."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.response import Response
+from sqlalchemy import text
+
+from gateway.runtime import Runtime
+
+
+class HealthController(Controller):
+    tags = ["Health"]
+
+    @get("/healthz", summary="Liveness")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz", summary="Readiness: database and Redis reachable")
+    async def readyz(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+        runtime: Runtime = request.app.state.runtime
+        checks = {"database": await _check_database(runtime)}
+        if runtime.redis is not None:
+            checks["redis"] = await _check_redis(runtime)
+        ready = all(v == "ok" for v in checks.values())
+        return Response(
+            {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
+        )
+
+
+async def _check_database(runtime: Runtime) -> str:
+    try:
+        async with asyncio.timeout(2):
+            async with runtime.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return f"failed: {type(exc).__name__}"
+    return "ok"
+
+
+async def _check_redis(runtime: Runtime) -> str:
+    assert runtime.redis is not None
+    try:
+        async with asyncio.timeout(2):
+            await runtime.redis.ping()
+    except Exception as exc:
+        return f"failed: {type(exc).__name__}"
+    return "ok"

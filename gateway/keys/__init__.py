@@ -1,0 +1,1 @@
+"""API keys: issuing, hashing, revoking, and the cached lookup on the request path."""

@@ -1,0 +1,111 @@
+"""Authenticate a request's key with an in-process cache; SQL is asked only on a miss.
+
+Bound on revocation: a key revoked through this process's admin API stops at once (``forget``);
+one revoked elsewhere (the CLI, another replica) stops within ``ttl`` seconds, when its cache
+entry expires. Unknown keys are cached too, so a flood of bad keys cannot flood SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+from gateway.errors import AuthenticationFailed, ServiceUnavailable
+from gateway.keys.model import KeyInfo
+from gateway.keys.secrets import hash_secret
+
+Lookup = Callable[[str], Awaitable[KeyInfo | None]]
+
+
+def presented_key(headers: Mapping[str, str]) -> str:
+    """The key from ``Authorization: Bearer`` or ``x-api-key`` (Anthropic SDK style)."""
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    key = headers.get("x-api-key")
+    if key and key.strip():
+        return key.strip()
+    raise AuthenticationFailed(
+        "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
+        code="missing_api_key",
+    )
+
+
+class Authenticator:
+    def __init__(
+        self,
+        lookup: Lookup,
+        *,
+        ttl_seconds: float,
+        max_entries: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self._ttl = ttl_seconds
+        self._max = max(1, max_entries)
+        self._clock = clock
+        self._entries: dict[str, tuple[float, KeyInfo | None]] = {}
+        self._pending: dict[str, asyncio.Future[KeyInfo | None]] = {}
+
+    async def authenticate(self, headers: Mapping[str, str]) -> KeyInfo:
+        secret = presented_key(headers)
+        info = await self._cached(hash_secret(secret))
+        if info is None:
+            raise AuthenticationFailed(f"Incorrect API key provided: {_masked(secret)}.")
+        if info.revoked_at is not None:
+            raise AuthenticationFailed(
+                f"The API key {info.prefix}... has been revoked.", code="revoked_api_key"
+            )
+        if info.expires_at is not None and info.expires_at <= datetime.now(UTC):
+            raise AuthenticationFailed(
+                f"The API key {info.prefix}... expired at {info.expires_at.isoformat()}.",
+                code="expired_api_key",
+            )
+        return info
+
+    def forget(self, key_id: uuid.UUID) -> None:
+        """Drop a key from the cache now (after a revocation through this process)."""
+        for digest, (_, info) in list(self._entries.items()):
+            if info is not None and info.id == key_id:
+                del self._entries[digest]
+
+    async def _cached(self, digest: str) -> KeyInfo | None:
+        entry = self._entries.get(digest)
+        if entry is not None and entry[0] > self._clock():
+            return entry[1]
+        pending = self._pending.get(digest)
+        if pending is not None:  # another request is already asking SQL for this key
+            return await asyncio.shield(pending)
+        future: asyncio.Future[KeyInfo | None] = asyncio.get_running_loop().create_future()
+        self._pending[digest] = future
+        try:
+            info = await self._lookup(digest)
+        except BaseException as exc:  # waiters must never hang, even if this task is cancelled
+            future.set_exception(ServiceUnavailable("The key store is unavailable; try again shortly."))
+            future.exception()  # marks it retrieved when nobody else is waiting
+            if isinstance(exc, Exception):
+                raise future.exception() from exc  # type: ignore[misc]
+            raise
+        finally:
+            self._pending.pop(digest, None)
+        future.set_result(info)
+        self._store(digest, info)
+        return info
+
+    def _store(self, digest: str, info: KeyInfo | None) -> None:
+        if len(self._entries) >= self._max:
+            # Evict the oldest insertion; dicts keep insertion order.
+            self._entries.pop(next(iter(self._entries)))
+        self._entries.pop(digest, None)
+        self._entries[digest] = (self._clock() + self._ttl, info)
+
+
+def _masked(secret: str) -> str:
+    if len(secret) <= 10:
+        return "***"
+    return f"{secret[:6]}***{secret[-4:]}"

@@ -1,0 +1,22 @@
+"""What the request path knows about an authenticated key."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    id: uuid.UUID
+    prefix: str
+    name: str
+    org_id: uuid.UUID
+    team_id: uuid.UUID | None
+    allowed_models: frozenset[str] | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def may_use(self, model: str) -> bool:
+        return self.allowed_models is None or model in self.allowed_models

@@ -1,0 +1,128 @@
+"""Key administration in SQL, shared by the CLI and the admin HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.db.models import ApiKey, Organization, Team, utcnow
+from gateway.errors import InvalidRequest, NotFound
+from gateway.keys.model import KeyInfo
+from gateway.keys.secrets import hash_secret, new_secret, visible_prefix
+
+DEFAULT_ORG = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """What ``create`` returns: the only time the secret exists outside the client."""
+
+    secret: str
+    key: ApiKey
+
+
+def key_info(row: ApiKey) -> KeyInfo:
+    return KeyInfo(
+        id=row.id,
+        prefix=row.prefix,
+        name=row.name,
+        org_id=row.org_id,
+        team_id=row.team_id,
+        allowed_models=frozenset(row.allowed_models) if row.allowed_models is not None else None,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class KeyService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def create(
+        self,
+        name: str,
+        *,
+        models: list[str] | None = None,
+        expires_at: datetime | None = None,
+        owner: str | None = None,
+        team: str | None = None,
+        org: str = DEFAULT_ORG,
+        metadata: dict[str, Any] | None = None,
+    ) -> NewKey:
+        if not name.strip():
+            raise InvalidRequest("A key needs a non-empty name.", param="name")
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise InvalidRequest("expires_at needs a time zone.", param="expires_at")
+        secret = new_secret()
+        async with self._sessions.begin() as session:
+            organization = await _get_or_create_org(session, org)
+            team_row = await _get_or_create_team(session, organization, team) if team else None
+            row = ApiKey(
+                prefix=visible_prefix(secret),
+                secret_hash=hash_secret(secret),
+                name=name,
+                owner=owner,
+                org_id=organization.id,
+                team_id=team_row.id if team_row else None,
+                allowed_models=sorted(set(models)) if models is not None else None,
+                expires_at=expires_at,
+                metadata_=metadata or {},
+            )
+            session.add(row)
+        return NewKey(secret=secret, key=row)
+
+    async def list(self, *, include_revoked: bool = True) -> list[ApiKey]:
+        async with self._sessions() as session:
+            query = select(ApiKey).order_by(ApiKey.created_at)
+            if not include_revoked:
+                query = query.where(ApiKey.revoked_at.is_(None))
+            return list((await session.scalars(query)).all())
+
+    async def revoke(self, key: str) -> ApiKey:
+        """Revoke by id or by visible prefix. Revoking twice keeps the first time."""
+        async with self._sessions.begin() as session:
+            row = await _find(session, key)
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            return row
+
+    async def lookup(self, secret_hash: str) -> KeyInfo | None:
+        async with self._sessions() as session:
+            row = await session.scalar(select(ApiKey).where(ApiKey.secret_hash == secret_hash))
+            return key_info(row) if row is not None else None
+
+
+async def _find(session: AsyncSession, key: str) -> ApiKey:
+    try:
+        row = await session.get(ApiKey, uuid.UUID(key))
+    except ValueError:
+        rows = (await session.scalars(select(ApiKey).where(ApiKey.prefix == key))).all()
+        if len(rows) > 1:
+            raise InvalidRequest(f"Prefix {key!r} matches several keys; use the key id.") from None
+        row = rows[0] if rows else None
+    if row is None:
+        raise NotFound(f"No key with id or prefix {key!r}.")
+    return row
+
+
+async def _get_or_create_org(session: AsyncSession, name: str) -> Organization:
+    org = await session.scalar(select(Organization).where(Organization.name == name))
+    if org is None:
+        org = Organization(name=name)
+        session.add(org)
+        await session.flush()
+    return org
+
+
+async def _get_or_create_team(session: AsyncSession, org: Organization, name: str) -> Team:
+    team = await session.scalar(select(Team).where(Team.org_id == org.id, Team.name == name))
+    if team is None:
+        team = Team(org_id=org.id, name=name)
+        session.add(team)
+        await session.flush()
+    return team

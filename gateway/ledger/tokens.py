@@ -1,0 +1,77 @@
+"""Offline token counting, for requests whose backend never reported usage (a stream cut short).
+
+Uses ``bpe-openai``'s bundled o200k encoding; backends with other tokenizers are approximated,
+which is the best that can be done for tokens the backend produced but never accounted for.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import msgspec
+
+from gateway.ledger.exchange import Usage
+
+_decoder = msgspec.json.Decoder()
+
+
+@functools.cache
+def _encoding() -> Any:
+    import bpe_openai
+
+    return bpe_openai.get_encoding("o200k_base")
+
+
+def count_text(text: str) -> int:
+    return len(_encoding().encode_ordinary(text)) if text else 0
+
+
+def prompt_text(payload: dict[str, Any]) -> str:
+    """The text of a chat or completion request: message contents, text parts, or the prompt."""
+    parts: list[str] = []
+    for message in payload.get("messages") or []:
+        if isinstance(message, dict):
+            _collect(message.get("content"), parts)
+    _collect(payload.get("prompt"), parts)
+    return "\n".join(parts)
+
+
+def _collect(content: Any, parts: list[str]) -> None:
+    if isinstance(content, str):
+        parts.append(content)
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+
+
+def streamed_text(events: bytes) -> str:
+    """Concatenate the generated text of OpenAI chat or completion chunks."""
+    parts: list[str] = []
+    for line in events.split(b"\n"):
+        if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
+            continue
+        try:
+            chunk = _decoder.decode(line[5:])
+        except msgspec.DecodeError:
+            continue
+        for choice in chunk.get("choices") or [] if isinstance(chunk, dict) else []:
+            delta = choice.get("delta") or {}
+            for value in (delta.get("content"), choice.get("text")):
+                if isinstance(value, str):
+                    parts.append(value)
+            for call in delta.get("tool_calls") or []:
+                arguments = (call.get("function") or {}).get("arguments")
+                if isinstance(arguments, str):
+                    parts.append(arguments)
+    return "".join(parts)
+
+
+def estimate_stream_usage(payload: dict[str, Any], forwarded: bytes) -> Usage:
+    return Usage(
+        prompt_tokens=count_text(prompt_text(payload)),
+        completion_tokens=count_text(streamed_text(forwarded)),
+    )

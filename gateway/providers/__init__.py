@@ -1,0 +1,1 @@
+"""Backends: one adapter per wire schema; credentials kept apart from translation."""

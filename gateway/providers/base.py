@@ -1,0 +1,38 @@
+"""What every backend adapter provides. One adapter per pair of wire schemas (OpenAI in, X out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.catalog.registry import ModelRoute
+from gateway.errors import GatewayError
+from gateway.ledger.exchange import Usage
+from gateway.proxy.body import Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class StreamTap(Protocol):
+    """Reads a backend's stream as it passes and says what to forward to the client."""
+
+    usage: Usage | None
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def close(self) -> bytes: ...
+
+
+class Adapter(Protocol):
+    def request(self, endpoint: Endpoint, payload: dict[str, Any], route: ModelRoute) -> UpstreamRequest: ...
+
+    def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]: ...
+
+    def stream(self, endpoint: Endpoint, payload: dict[str, Any]) -> StreamTap: ...
+
+    def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError: ...

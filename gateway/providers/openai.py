@@ -1,0 +1,84 @@
+"""OpenAI wire schema in, OpenAI wire schema out: OpenAI itself, vLLM, Ollama, TGI, llama.cpp.
+
+The body passes through; the adapter only swaps in the upstream model id, fills the version's
+default parameters, and asks streams for their usage so every request can be priced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway.catalog.registry import ModelRoute
+from gateway.errors import GatewayError, UpstreamError, UpstreamRejected
+from gateway.ledger.exchange import Usage
+from gateway.providers.base import UpstreamRequest
+from gateway.providers.sse import OpenAIStreamTap
+from gateway.proxy.body import Endpoint
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+class OpenAIAdapter:
+    def request(self, endpoint: Endpoint, payload: dict[str, Any], route: ModelRoute) -> UpstreamRequest:
+        body = {**route.params, **payload, "model": route.upstream_model}
+        if body.get("stream"):
+            options = body.get("stream_options") or {}
+            if not options.get("include_usage"):
+                body["stream_options"] = {**options, "include_usage": True}
+        headers = {"content-type": "application/json", **route.backend.headers}
+        return UpstreamRequest(
+            url=route.backend.base_url + endpoint.path, headers=headers, body=_encoder.encode(body)
+        )
+
+    def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]:
+        try:
+            decoded = _decoder.decode(body)
+        except msgspec.DecodeError:
+            raise UpstreamError("The backend returned a response that is not JSON.") from None
+        if not isinstance(decoded, dict):
+            raise UpstreamError("The backend returned a response that is not a JSON object.")
+        return body, Usage.from_openai(decoded.get("usage"))
+
+    def stream(self, endpoint: Endpoint, payload: dict[str, Any]) -> OpenAIStreamTap:
+        options = payload.get("stream_options")
+        client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        return OpenAIStreamTap(strip_usage_chunk=not client_wants_usage)
+
+    def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError:
+        message, type_, param, code = _error_fields(body)
+        if status in (401, 403):
+            # The backend refused *our* credential: the gateway's configuration, not the client's key.
+            return UpstreamError(
+                f"Backend '{route.backend.name}' rejected the gateway's credentials ({status}): {message}",
+                code="backend_auth_failed",
+            )
+        if status >= 500 or status < 400:
+            return UpstreamError(f"Backend '{route.backend.name}' failed with status {status}: {message}")
+        return UpstreamRejected(status, message, type_=type_, param=param, code=code, retry_after=retry_after)
+
+
+def _error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+    try:
+        decoded = _decoder.decode(body)
+    except msgspec.DecodeError:
+        text = body[:500].decode("utf-8", "replace").strip()
+        return text or "no error message", None, None, None
+    error = decoded.get("error") if isinstance(decoded, dict) else None
+    if isinstance(error, dict):
+        message = error.get("message")
+        return (
+            str(message) if message else "no error message",
+            _str_or_none(error.get("type")),
+            _str_or_none(error.get("param")),
+            _str_or_none(error.get("code")),
+        )
+    if isinstance(error, str):  # vLLM and Ollama sometimes answer {"error": "..."}
+        return error, None, None, None
+    return body[:500].decode("utf-8", "replace"), None, None, None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible request path: controller, pipeline, streaming relay, upstream client."""

@@ -1,0 +1,66 @@
+"""``/v1``: thin handlers that hand the raw request to the pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.response.base import ASGIResponse
+from litestar.types import ASGIApp
+
+from gateway.errors import ModelNotFound
+from gateway.proxy.body import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
+from gateway.proxy.pipeline import Pipeline
+from gateway.web.request_id import request_id
+
+_encoder = msgspec.json.Encoder()
+AnyRequest = Request[Any, Any, State]
+
+
+async def _handle(request: AnyRequest, endpoint: Endpoint) -> ASGIApp:
+    pipeline: Pipeline = request.app.state.pipeline
+    raw = await request.body()
+    return await pipeline.handle(request_id(request.scope), endpoint, request.headers, raw)
+
+
+class OpenAIController(Controller):
+    path = "/v1"
+    tags = ["OpenAI-compatible API"]
+
+    @post("/chat/completions", summary="Create a chat completion (plain or streamed)")
+    async def chat_completions(self, request: AnyRequest) -> ASGIApp:
+        return await _handle(request, CHAT)
+
+    @post("/completions", summary="Create a (legacy) text completion")
+    async def completions(self, request: AnyRequest) -> ASGIApp:
+        return await _handle(request, COMPLETIONS)
+
+    @post("/embeddings", summary="Create embeddings")
+    async def embeddings(self, request: AnyRequest) -> ASGIApp:
+        return await _handle(request, EMBEDDINGS)
+
+    @get("/models", summary="List the models this key may use")
+    async def list_models(self, request: AnyRequest) -> ASGIApp:
+        pipeline: Pipeline = request.app.state.pipeline
+        key = await pipeline.authenticate(request.headers)
+        routes = [r for r in pipeline.catalog.routes.values() if key.may_use(r.model)]
+        body = {"object": "list", "data": [_model_object(r.model, r.created) for r in routes]}
+        return ASGIResponse(body=_encoder.encode(body), media_type="application/json")
+
+    @get("/models/{model_id:path}", summary="Retrieve a model this key may use")
+    async def get_model(self, request: AnyRequest, model_id: str) -> ASGIApp:
+        pipeline: Pipeline = request.app.state.pipeline
+        key = await pipeline.authenticate(request.headers)
+        name = model_id.lstrip("/")
+        route = pipeline.catalog.resolve(name)
+        if not key.may_use(name):  # a model the key may not use does not exist for it
+            raise ModelNotFound(f"The model '{name}' does not exist.", param="model")
+        return ASGIResponse(
+            body=_encoder.encode(_model_object(route.model, route.created)), media_type="application/json"
+        )
+
+
+def _model_object(name: str, created: int) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "gateway"}

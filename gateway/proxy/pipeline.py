@@ -1,0 +1,148 @@
+"""The request path, top to bottom: authenticate, admit, route, forward, settle, record.
+
+No SQL here after start-up: keys come from the authenticator's cache, models from the in-memory
+catalog, and the usage record goes to the batched writer. Every request that enters ``handle``
+leaves exactly one usage record, whether it succeeds, fails, streams or is cut short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+from litestar.response.base import ASGIResponse
+from litestar.types import ASGIApp
+
+from gateway.catalog.registry import Catalog, ModelRoute
+from gateway.errors import GatewayError, PermissionDenied, UpstreamError, UpstreamTimeout
+from gateway.keys.auth import Authenticator
+from gateway.keys.model import KeyInfo
+from gateway.ledger.exchange import Exchange
+from gateway.ledger.writer import UsageWriter
+from gateway.providers.base import Adapter, UpstreamRequest
+from gateway.proxy.body import Endpoint, parse_body
+from gateway.proxy.streaming import StreamRelay
+from gateway.proxy.upstream import timeout_for
+from gateway.settings import Settings
+from gateway.web.errors import status_and_type
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        auth: Authenticator,
+        catalog: Catalog,
+        client: httpx.AsyncClient,
+        adapters: Mapping[str, Adapter],
+        ledger: UsageWriter,
+    ) -> None:
+        self._settings = settings
+        self._auth = auth
+        self.catalog = catalog
+        self._client = client
+        self._adapters = adapters
+        self._ledger = ledger
+
+    async def handle(
+        self, request_id: str, endpoint: Endpoint, headers: Mapping[str, str], raw: bytes
+    ) -> ASGIApp:
+        exchange = Exchange(request_id=request_id, endpoint=endpoint.name)
+        handed_to_stream = False
+        try:
+            exchange.key = await self._auth.authenticate(headers)
+            payload = parse_body(raw, endpoint)
+            exchange.model = payload["model"]
+            route = exchange.route = self.route(payload["model"], exchange.key)
+            # Quota admission (reserve an estimate) goes here; settlement at record time.
+            adapter = self._adapters[route.backend.kind]
+            upstream = adapter.request(endpoint, payload, route)
+            if payload.get("stream"):
+                relay = await self._open_stream(exchange, adapter, endpoint, payload, upstream)
+                handed_to_stream = True
+                return relay
+            body = await self._forward(route, adapter, upstream)
+            content, exchange.usage = adapter.response(endpoint, body)
+            return ASGIResponse(body=content, media_type="application/json")
+        except GatewayError as exc:
+            exchange.status, _ = status_and_type(exc)
+            exchange.error_type = type(exc).__name__
+            raise
+        except BaseException:
+            exchange.status, exchange.error_type = 500, "internal"
+            raise
+        finally:
+            if not handed_to_stream:
+                self.record(exchange)
+
+    async def authenticate(self, headers: Mapping[str, str]) -> KeyInfo:
+        return await self._auth.authenticate(headers)
+
+    def route(self, model: str, key: KeyInfo) -> ModelRoute:
+        route = self.catalog.resolve(model)
+        if not key.may_use(model):
+            raise PermissionDenied(f"This API key may not use the model '{model}'.", param="model")
+        return route
+
+    def record(self, exchange: Exchange) -> None:
+        self._ledger.record(exchange.to_row())
+
+    async def _forward(self, route: ModelRoute, adapter: Adapter, upstream: UpstreamRequest) -> bytes:
+        with _upstream_failures(route):
+            response = await self._client.post(
+                upstream.url,
+                content=upstream.body,
+                headers=upstream.headers,
+                timeout=timeout_for(self._settings, route.backend.timeout_seconds),
+            )
+        if response.status_code >= 300:
+            raise adapter.error(
+                route, response.status_code, response.content, response.headers.get("retry-after")
+            )
+        return response.content
+
+    async def _open_stream(
+        self,
+        exchange: Exchange,
+        adapter: Adapter,
+        endpoint: Endpoint,
+        payload: dict[str, Any],
+        upstream: UpstreamRequest,
+    ) -> StreamRelay:
+        route = exchange.route
+        assert route is not None
+        exchange.streamed = True
+        request = self._client.build_request(
+            "POST",
+            upstream.url,
+            content=upstream.body,
+            headers=upstream.headers,
+            timeout=timeout_for(self._settings, route.backend.timeout_seconds),
+        )
+        with _upstream_failures(route):
+            response = await self._client.send(request, stream=True)
+        if response.status_code >= 300:
+            try:
+                body = await response.aread()
+            except httpx.HTTPError:
+                body = b""
+            finally:
+                await response.aclose()
+            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
+        return StreamRelay(exchange, response, adapter.stream(endpoint, payload), payload, self.record)
+
+
+@contextlib.contextmanager
+def _upstream_failures(route: ModelRoute) -> Iterator[None]:
+    """Turn transport failures into domain errors that name the backend, never its credentials."""
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise UpstreamTimeout(f"Backend '{route.backend.name}' did not answer in time.") from None
+    except httpx.HTTPError as exc:
+        raise UpstreamError(
+            f"Backend '{route.backend.name}' could not be reached: {type(exc).__name__}."
+        ) from None

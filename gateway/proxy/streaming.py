@@ -1,0 +1,95 @@
+"""An ASGI response that relays a backend's event stream and records its usage exactly once.
+
+It owns the request's account from the moment the backend said 200: whatever ends the stream
+(the backend finishing, the backend breaking, the client going away) closes the upstream
+response and records what was used. When the client disconnects, the upstream request is
+cancelled at once instead of running on to the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgspec
+from litestar.types import Receive, Scope, Send
+
+from gateway.ledger.exchange import Exchange
+from gateway.ledger.tokens import estimate_stream_usage
+from gateway.providers.base import StreamTap
+from gateway.providers.sse import OpenAIStreamTap
+
+CLIENT_CLOSED = 499
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # tell nginx-style proxies in front of us not to buffer
+]
+
+
+class StreamRelay:
+    def __init__(
+        self,
+        exchange: Exchange,
+        upstream: httpx.Response,
+        tap: StreamTap,
+        payload: dict[str, Any],
+        record: Callable[[Exchange], None],
+    ) -> None:
+        self._exchange = exchange
+        self._upstream = upstream
+        self._tap = tap
+        self._payload = payload
+        self._record = record
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+            pump = asyncio.ensure_future(self._pump(send))
+            watch = asyncio.ensure_future(_wait_for_disconnect(receive))
+            done, pending = await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if pump not in done:
+                self._exchange.status = CLIENT_CLOSED
+                self._exchange.error_type = "client_disconnected"
+        finally:
+            await self._upstream.aclose()
+            self._settle()
+
+    async def _pump(self, send: Send) -> None:
+        exchange = self._exchange
+        try:
+            async for data in self._upstream.aiter_bytes():
+                out = self._tap.feed(data)
+                if out:
+                    exchange.mark_first_byte()
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            tail = self._tap.close()
+        except httpx.HTTPError as exc:
+            # Headers are gone already: report in-band, as OpenAI does, and record a 502.
+            exchange.status, exchange.error_type = 502, "UpstreamError"
+            name = exchange.route.backend.name if exchange.route else "backend"
+            tail = _error_event(f"Backend '{name}' broke off the stream: {type(exc).__name__}.")
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    def _settle(self) -> None:
+        exchange = self._exchange
+        exchange.usage = self._tap.usage
+        if exchange.usage is None and isinstance(self._tap, OpenAIStreamTap):
+            # The backend never reported usage (cut short): count what was sent.
+            exchange.usage = estimate_stream_usage(self._payload, bytes(self._tap.forwarded))
+        self._record(exchange)
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _error_event(message: str) -> bytes:
+    error = {"error": {"message": message, "type": "api_error", "param": None, "code": "upstream_error"}}
+    return b"data: " + msgspec.json.encode(error) + b"\n\n"

@@ -1,0 +1,94 @@
+"""Everything a running gateway holds, built once at start-up and closed at shutdown.
+
+This is the only owner of long-lived state (engine, caches, clients, the usage writer); it lives
+on ``app.state.runtime``, never in a module global.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gateway.catalog.config import load_catalog_config
+from gateway.catalog.sync import sync_catalog
+from gateway.db.engine import create_engine, session_factory
+from gateway.db.migrate import upgrade_async
+from gateway.keys.auth import Authenticator
+from gateway.keys.service import KeyService
+from gateway.ledger.writer import UsageWriter
+from gateway.providers.openai import OpenAIAdapter
+from gateway.proxy.pipeline import Pipeline
+from gateway.proxy.upstream import create_upstream_client
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keys: KeyService
+    auth: Authenticator
+    pipeline: Pipeline
+    ledger: UsageWriter
+    client: httpx.AsyncClient
+    redis: Redis | None
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[Runtime]:
+    url = settings.effective_database_url
+    if settings.should_migrate:
+        await upgrade_async(url)
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
+        catalog = await sync_catalog(sessions, load_catalog_config(settings.models_file))
+        keys = KeyService(sessions)
+        auth = Authenticator(
+            keys.lookup, ttl_seconds=settings.key_cache_ttl_seconds, max_entries=settings.key_cache_size
+        )
+        redis = _redis(settings)
+        if redis is not None:
+            stack.push_async_callback(redis.aclose)
+        client = create_upstream_client(settings, transport)
+        stack.push_async_callback(client.aclose)
+        ledger = UsageWriter(
+            engine,
+            batch_size=settings.usage_batch_size,
+            flush_interval=settings.usage_flush_interval_ms / 1000,
+            max_pending=settings.usage_queue_size,
+            spill_file=Path(settings.data_dir) / "usage-spill.jsonl",
+        )
+        await ledger.start()
+        stack.push_async_callback(ledger.stop)
+        pipeline = Pipeline(
+            settings=settings,
+            auth=auth,
+            catalog=catalog,
+            client=client,
+            adapters={"openai": OpenAIAdapter()},
+            ledger=ledger,
+        )
+        log.info("gateway ready: %d models, database %s", len(catalog.routes), engine.url.render_as_string())
+        yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, client, redis)
+
+
+def _redis(settings: Settings) -> Redis | None:
+    if not settings.redis_url:
+        return None
+    kwargs: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    return Redis.from_url(settings.redis_url, **kwargs)

@@ -1,0 +1,172 @@
+"""Settings: one dataclass, one documented field per ``GATEWAY_*`` environment variable.
+
+Precedence, lowest first: the defaults below, an optional YAML config file (same field names,
+lower case), the environment, then command-line flags. Nothing else in the package reads
+``os.environ`` for its own settings; backend credentials are resolved by ``providers.credentials``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.errors import ConfigError
+
+ENV_PREFIX = "GATEWAY_"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Every field maps to the environment variable ``GATEWAY_<FIELD NAME IN UPPER CASE>``."""
+
+    host: str = "127.0.0.1"
+    """Address ``gateway serve`` binds to."""
+    port: int = 8080
+    """Port ``gateway serve`` listens on."""
+    workers: int = 1
+    """Worker processes for ``gateway serve``; each has its own caches and usage writer."""
+    data_dir: str = "gateway-data"
+    """Where embedded mode keeps its SQLite database (created if missing)."""
+    database_url: str = ""
+    """SQLAlchemy async URL. Empty means embedded SQLite in ``data_dir``;
+    production uses ``postgresql+asyncpg://user:pass@host/db``."""
+    redis_url: str = ""
+    """Redis URL (``redis://host:6379/0``). Empty means in-process state (embedded mode)."""
+    models_file: str = "policies/models.yaml"
+    """YAML file declaring backends and models; synced into the SQL registry at start."""
+    admin_key: str = ""
+    """Bearer token for ``/admin/*``. Empty disables the admin HTTP API."""
+    auto_migrate: bool | None = None
+    """Apply migrations at start. Unset means: yes in embedded mode, no in production
+    (run ``gateway migrate`` from the deploy pipeline instead)."""
+    key_cache_ttl_seconds: float = 10.0
+    """How long a looked-up API key is trusted without asking SQL again. This is the bound on how
+    long a key revoked by another process keeps working; a revocation through this process's
+    admin API takes effect at once."""
+    key_cache_size: int = 100_000
+    """How many API keys (valid and unknown) the in-process cache holds."""
+    max_body_bytes: int = 10 * 1024 * 1024
+    """Largest request body accepted; larger ones get 413."""
+    upstream_transport: str = "aiohttp"
+    """HTTP transport under the shared httpx client: ``aiohttp`` (faster under concurrency,
+    see tests/bench) or ``httpx`` (httpx's own connection pool)."""
+    upstream_connect_timeout_seconds: float = 10.0
+    """Time to connect to a backend before answering 502."""
+    upstream_timeout_seconds: float = 600.0
+    """Time to wait for a backend's response (or the next streamed chunk) before answering 504."""
+    upstream_max_connections: int = 1000
+    """Connections the shared upstream client keeps open across all backends."""
+    usage_batch_size: int = 500
+    """Usage records written per SQL batch."""
+    usage_flush_interval_ms: int = 200
+    """Longest a usage record waits in memory before its batch is written."""
+    usage_queue_size: int = 100_000
+    """Usage records held in memory while SQL is slow; beyond this they spill to ``data_dir``."""
+    log_level: str = "WARNING"
+    """Python log level. Requests are never logged at INFO or above on success."""
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url.strip() or self.database_url.startswith("sqlite")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url.strip():
+            return self.database_url
+        return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'gateway.db'}"
+
+    @property
+    def should_migrate(self) -> bool:
+        return self.embedded if self.auto_migrate is None else self.auto_migrate
+
+    @classmethod
+    def load(
+        cls,
+        config_file: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Build settings from a config file, the environment and explicit overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        path = config_file or env.get(ENV_PREFIX + "CONFIG")
+        if path:
+            values.update(_read_config_file(Path(path)))
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for name, field in known.items():
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = _coerce(field, raw, ENV_PREFIX + name.upper())
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
+        for name, value in list(values.items()):
+            values[name] = _coerce(known[name], value, path or name)
+        return cls(**values)
+
+
+def field_docs() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting; used by ``gateway settings``."""
+    import ast
+    import inspect
+
+    source = inspect.getsource(Settings)
+    tree = ast.parse(source)
+    docs: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, following in itertools.pairwise(body):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                docs[node.target.id] = " ".join(str(following.value.value).split())
+    return [
+        (ENV_PREFIX + f.name.upper(), repr(f.default), docs.get(f.name, ""))
+        for f in dataclasses.fields(Settings)
+    ]
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of setting names to values")
+    return {str(k): v for k, v in data.items()}
+
+
+def _coerce(field: dataclasses.Field[Any], value: Any, where: str) -> Any:
+    hint = typing.get_type_hints(Settings)[field.name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    target = args[0] if isinstance(hint, types.UnionType) and args else hint
+    if value is None or (isinstance(value, target) and not (target is int and isinstance(value, bool))):
+        return value
+    text = str(value).strip()
+    try:
+        if target is bool:
+            if text.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if text.lower() in {"0", "false", "no", "off"}:
+                return False
+            if text == "" and hint is not bool:
+                return None
+            raise ValueError(text)
+        if target is int:
+            return int(text.replace("_", ""))
+        if target is float:
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"{where}: expected {target.__name__} for {field.name}, got {text!r}") from None
+    return text

@@ -1,0 +1,1 @@
+"""HTTP edges shared by every controller: the one error handler and request ids."""
