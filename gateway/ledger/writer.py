@@ -49,6 +49,7 @@ class UsageWriter:
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()  # flush() must also wait for a batch already in flight
         self._stopping = False
         self.written = 0
 
@@ -77,12 +78,11 @@ class UsageWriter:
             self._pending.clear()
 
     async def flush(self) -> None:
-        """Write what is pending now (tests and shutdown)."""
-        while self._pending:
-            batch = self._take()
-            if not await self._write(batch):
-                self._pending.extendleft(reversed(batch))
-                return
+        """Write what is pending now, after any batch in flight (tests and shutdown)."""
+        async with self._writing:
+            while self._pending:
+                if not await self._write_next():
+                    return
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -90,11 +90,19 @@ class UsageWriter:
             if not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self._interval)
-            batch = self._take()
-            if batch and not await self._write(batch):
-                self._pending.extendleft(reversed(batch))
+            async with self._writing:
+                written = await self._write_next()
+            if not written:
                 await asyncio.sleep(1.0)  # SQL is failing: back off before the next try
         await self.flush()
+
+    async def _write_next(self) -> bool:
+        """Write one batch; on failure put it back in front, in order."""
+        batch = self._take()
+        if batch and not await self._write(batch):
+            self._pending.extendleft(reversed(batch))
+            return False
+        return True
 
     def _take(self) -> list[dict[str, Any]]:
         batch = [self._pending.popleft() for _ in range(min(self._batch_size, len(self._pending)))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from gateway.proxy.aiohttp_transport import AiohttpTransport
 from gateway.settings import Settings
 
 
@@ -31,9 +32,7 @@ def create_upstream_client(
 
 def _transport(name: str, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     if name == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport
-
-        return AiohttpTransport(limits=limits, trust_env=False)  # type: ignore[no-any-return]
+        return AiohttpTransport(limits)
     if name == "httpx":
         return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
     raise ValueError(f"GATEWAY_UPSTREAM_TRANSPORT: unknown transport {name!r}; use 'aiohttp' or 'httpx'")

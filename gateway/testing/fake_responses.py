@@ -36,35 +36,21 @@ _HANG_MARKER = re.compile(r"(?<![a-z0-9])hang(?![a-z0-9])")
 _STREAM_ERROR_MARKER = re.compile(r"(?<![a-z0-9])streamerror(?![a-z0-9])")
 
 
+@dataclass(slots=True)
 class RequestError(Exception):
     """An error answered to the client as an OpenAI-shaped error body."""
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        error_type: str | None = None,
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.error_type = error_type or default_error_type(status)
-        self.headers = headers
+    status: int
+    message: str
+    param: str | None = None
+    code: str | None = None
+    error_type: str = ""  # derived from the status when empty
+    headers: tuple[tuple[str, str], ...] = ()
 
     def body(self) -> Json:
+        error_type = self.error_type or default_error_type(self.status)
         return {
-            "error": {
-                "message": self.message,
-                "type": self.error_type,
-                "param": self.param,
-                "code": self.code,
-            }
+            "error": {"message": self.message, "type": error_type, "param": self.param, "code": self.code}
         }
 
 
@@ -111,9 +97,7 @@ def parse_behaviour(model: str) -> Behaviour:
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Request validation and deterministic token accounting
-# ---------------------------------------------------------------------------------------------
+# -- Request validation and deterministic token accounting -------------------------------------------
 
 
 def require_object(body: Any) -> Json:
@@ -196,9 +180,7 @@ def items_tokens(items: list[str | list[int]]) -> int:
     return max(1, sum(count_words(item) if isinstance(item, str) else len(item) for item in items))
 
 
-# ---------------------------------------------------------------------------------------------
-# Generated completions
-# ---------------------------------------------------------------------------------------------
+# -- Generated completions ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,9 +336,7 @@ def text_chunks(env: Envelope, with_usage: bool) -> Iterator[Json]:
         yield env.wrap("text_completion", [], usage=env.usage())
 
 
-# ---------------------------------------------------------------------------------------------
-# Embeddings and models
-# ---------------------------------------------------------------------------------------------
+# -- Embeddings and models ---------------------------------------------------------------------------
 
 
 def embedding_vector(item: str | list[int], dims: int) -> list[float]:
@@ -405,9 +385,7 @@ def model_list(model_ids: tuple[str, ...]) -> Json:
     return {"object": "list", "data": [model_object(model_id) for model_id in model_ids]}
 
 
-# ---------------------------------------------------------------------------------------------
-# Endpoints: decoded request body in, what to send out
-# ---------------------------------------------------------------------------------------------
+# -- Endpoints: decoded request body in, what to send out --------------------------------------------
 
 BehaviourLookup = Callable[[str], Behaviour]
 

@@ -43,6 +43,8 @@ Endpoint = Callable[[Any, int, fr.BehaviourLookup], fr.Answer]
 
 @dataclass(slots=True)
 class RecordedRequest:
+    """One request as the fake received it, for tests to check what the gateway sent upstream."""
+
     method: str
     path: str
     query: str
@@ -101,7 +103,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, app: FakeUpstream) -> None:
         self._app = app
         self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
+        self._transport: asyncio.Transport  # set by connection_made, before any other callback
         self._url = b""
         self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
@@ -114,8 +116,6 @@ class _Connection(asyncio.Protocol):
         self._closed = False
         self._closed_by_us = False
 
-    # -- asyncio.Protocol ------------------------------------------------------------------------
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         self._app._connections.add(self)
@@ -125,9 +125,14 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             pass  # no protocol switching here: the request itself was already handled as plain HTTP
+        except httptools.HttpParserCallbackError:  # a bug in a handler, not in the client
+            log.exception("fake upstream failed while handling a request")
+            self._fail(fr.RequestError(500, "The fake upstream failed; see its log."))
         except httptools.HttpParserError:
-            reply = self._app._error(fr.RequestError(400, "Malformed HTTP request."))
-            self._send(_Request("", b"", {}, b"", False, True), reply)  # not keep-alive: closes
+            self._fail(fr.RequestError(400, "Malformed HTTP request."))
+
+    def _fail(self, err: fr.RequestError) -> None:
+        self._send(_Request("", b"", {}, b"", False, True), self._app._error(err))  # not keep-alive: closes
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -144,8 +149,6 @@ class _Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._writable.set()
 
-    # -- httptools callbacks ---------------------------------------------------------------------
-
     def on_message_begin(self) -> None:
         self._url, self._headers, self._body = b"", {}, []
 
@@ -159,7 +162,8 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         # curl and others wait for this before sending a large body.
-        if self._headers.get("expect", "").lower() == "100-continue" and self._transport is not None:
+        expects = self._headers.get("expect", "").lower() == "100-continue"
+        if expects and self._task is None and not self._queue:  # not in front of earlier answers
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -179,13 +183,11 @@ class _Connection(asyncio.Protocol):
         )
         if self._task is not None or self._queue:  # pipelined behind a response still in progress
             self._queue.append(request)
-            if len(self._queue) >= MAX_QUEUED and self._transport is not None:
+            if len(self._queue) >= MAX_QUEUED:
                 self._transport.pause_reading()
                 self._reading_paused = True
             return
         self._serve(request)
-
-    # -- answering -------------------------------------------------------------------------------
 
     def _serve(self, request: _Request) -> None:
         """Answer `request`, then queued ones, synchronously until one needs to wait."""
@@ -200,7 +202,7 @@ class _Connection(asyncio.Protocol):
             request = self._next_queued()
 
     def _next_queued(self) -> _Request:
-        if self._reading_paused and len(self._queue) <= MAX_QUEUED // 2 and self._transport is not None:
+        if self._reading_paused and len(self._queue) <= MAX_QUEUED // 2:
             self._transport.resume_reading()
             self._reading_paused = False
         return self._queue.popleft()
@@ -241,7 +243,7 @@ class _Connection(asyncio.Protocol):
         if reply.events is None:
             framing = f"content-length: {len(reply.body)}"
             head = _head(reply.status, "application/json", framing, request.keep_alive, reply.headers)
-            self._write(head + reply.body)
+            self._write(head if request.method == "HEAD" else head + reply.body)  # keeps framing
             if not request.keep_alive:
                 self._close()
             return
@@ -272,17 +274,16 @@ class _Connection(asyncio.Protocol):
             self._close()
 
     def _write(self, data: bytes) -> None:
-        if not self._closed and self._transport is not None:
+        if not self._closed:
             self._transport.write(data)
 
     def _close(self, abort: bool = False) -> None:
         # Marked closed at once so nothing more is written or served, before connection_lost runs.
         self._closed = self._closed_by_us = True
-        if self._transport is not None:
-            if abort:
-                self._transport.abort()
-            else:
-                self._transport.close()
+        if abort:
+            self._transport.abort()
+        else:
+            self._transport.close()
 
     def shutdown(self) -> asyncio.Task[None] | None:
         """Drop the connection because the server stops; returns the task to wait for."""
@@ -312,7 +313,8 @@ class FakeUpstream:
         self._port = 0
         self._seq = itertools.count(1)
         self._connections: set[_Connection] = set()
-        self._behaviours: dict[str, fr.Behaviour] = {}
+        # Per instance and bounded: benchmarks send the same few model names millions of times.
+        self._behaviour = functools.lru_cache(maxsize=1024)(fr.parse_behaviour)
         self._decode = msgspec.json.Decoder().decode
         self._encode = msgspec.json.Encoder().encode
         self._routes: dict[tuple[str, str], Endpoint] = {
@@ -320,8 +322,6 @@ class FakeUpstream:
             ("POST", "/v1/completions"): fr.completions,
             ("POST", "/v1/embeddings"): functools.partial(fr.embeddings, default_dim=embedding_dim),
         }
-
-    # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         loop = asyncio.get_running_loop()
@@ -356,8 +356,6 @@ class FakeUpstream:
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self.port}/v1"
 
-    # -- introspection ---------------------------------------------------------------------------
-
     @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot of the last `MAX_RECORDED` requests, oldest first."""
@@ -378,8 +376,6 @@ class FakeUpstream:
             "completed_streams": self.completed_streams,
             "requests": self.request_count,
         }
-
-    # -- dispatch --------------------------------------------------------------------------------
 
     def _dispatch(self, request: _Request) -> _Reply:
         raw_path, _, raw_query = request.target.partition(b"?")
@@ -432,14 +428,6 @@ class FakeUpstream:
 
     def _error(self, err: fr.RequestError) -> _Reply:
         return _Reply(err.status, self._encode(err.body()), headers=err.headers)
-
-    def _behaviour(self, model: str) -> fr.Behaviour:
-        behaviour = self._behaviours.get(model)
-        if behaviour is None:
-            if len(self._behaviours) > 4096:  # bound the cache against endless distinct names
-                self._behaviours.clear()
-            behaviour = self._behaviours[model] = fr.parse_behaviour(model)
-        return behaviour
 
     def _deliver(self, answer: fr.Answer) -> _Reply:
         """Encode an endpoint's answer, applying the markers of the requested model."""

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from gateway.db.engine import create_engine
+from harness import POSTGRES_URL, Gateway, running_gateway
+
+
+async def _reset_postgres() -> None:
+    """Start each session from an empty schema so migrations run from scratch."""
+    engine = create_engine(POSTGRES_URL)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["embedded", "postgres"])
+async def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    """The gateway in embedded mode (SQLite) and in production mode (PostgreSQL and Redis)."""
+    mode: str = request.param
+    if mode == "postgres":
+        await _reset_postgres()
+    tmp: Path = tmp_path_factory.mktemp(mode)
+    async with running_gateway(mode, tmp) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="session")
+async def key(gateway: Gateway) -> str:
+    return await gateway.create_key("suite")
+
+
+@pytest.fixture(autouse=True)
+def _clear_upstream(request: pytest.FixtureRequest) -> None:
+    if "gateway" in request.fixturenames:
+        request.getfixturevalue("gateway").upstream.clear_requests()

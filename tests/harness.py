@@ -1,0 +1,162 @@
+"""A real gateway on a real port, in front of the fake upstream: what every end-to-end test uses.
+
+The gateway runs under uvicorn on the test event loop; the SDKs reach it over HTTP. Nothing of
+ours is patched: the fake upstream is an HTTP server, and SQL is read back through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import uvicorn
+from sqlalchemy import select
+
+from gateway.app import create_app
+from gateway.db.models import UsageRecord
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+from gateway.testing.fake_upstream import FakeUpstream
+
+ADMIN_KEY = "test-admin-key"
+KEY_CACHE_TTL = 1.0
+POSTGRES_URL = os.environ.get(
+    "GATEWAY_TEST_DATABASE_URL", "postgresql+asyncpg://gateway:gateway@127.0.0.1:5432/gateway_test"
+)
+REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def models_yaml(upstream: str) -> str:
+    """Public model names mapped onto the fake upstream's behaviour markers."""
+    return f"""
+backends:
+  fake:
+    kind: openai
+    base_url: {upstream}
+    api_key: upstream-secret-do-not-leak
+  fake-impatient:
+    kind: openai
+    base_url: {upstream}
+    timeout_seconds: 0.5
+  nowhere:
+    kind: openai
+    base_url: http://127.0.0.1:{_closed_port()}/v1
+models:
+  chat-model:
+    backend: fake
+    upstream_model: fake-tokens-12-7
+    prices: {{input: 150000, cached_input: 75000, output: 600000}}
+  default-params:
+    backend: fake
+    upstream_model: fake-plain
+    params: {{temperature: 0.25, seed: 7}}
+  embed-model:
+    backend: fake
+    upstream_model: fake-embed
+    prices: {{input: 20000}}
+  slow-stream:
+    backend: fake
+    upstream_model: fake-chunkdelay-200-tokens-10-40
+    prices: {{input: 1000000, output: 2000000}}
+  broken-stream:
+    backend: fake
+    upstream_model: fake-streamerror
+  upstream-500:
+    backend: fake
+    upstream_model: fake-error-500
+  upstream-429:
+    backend: fake
+    upstream_model: fake-error-429
+  upstream-400:
+    backend: fake
+    upstream_model: fake-error-400
+  hangs:
+    backend: fake-impatient
+    upstream_model: fake-hang
+  unreachable:
+    backend: nowhere
+"""
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Gateway:
+    base_url: str
+    upstream: FakeUpstream
+    runtime: Runtime
+    mode: str
+
+    def openai(self, key: str, **kwargs: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.base_url + "/v1", api_key=key, max_retries=0, **kwargs)
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, timeout=30)
+
+    async def create_key(self, name: str = "test", **kwargs: Any) -> str:
+        return (await self.runtime.keys.create(name, **kwargs)).secret
+
+    async def usage(self, request_id: str) -> UsageRecord:
+        """The ledger row of one request, after the batched writer has flushed it."""
+        for _ in range(100):
+            await self.runtime.ledger.flush()
+            async with self.runtime.sessions() as session:
+                row = await session.scalar(select(UsageRecord).where(UsageRecord.request_id == request_id))
+            if row is not None:
+                return row
+            await asyncio.sleep(0.02)  # a stream's record lands when its relay finishes
+        raise AssertionError(f"no usage record for {request_id}")
+
+    async def usage_rows(self, request_id: str) -> list[UsageRecord]:
+        await self.runtime.ledger.flush()
+        async with self.runtime.sessions() as session:
+            rows = await session.scalars(select(UsageRecord).where(UsageRecord.request_id == request_id))
+            return list(rows.all())
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(mode: str, tmp: Path, **overrides: Any) -> AsyncIterator[Gateway]:
+    async with FakeUpstream() as upstream:
+        models_file = tmp / "models.yaml"
+        models_file.write_text(models_yaml(upstream.base_url))
+        settings = Settings.load(environ={}, overrides=_mode_settings(mode, tmp, models_file) | overrides)
+        app = create_app(settings)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="none")
+        )
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("gateway did not start")
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            yield Gateway(f"http://127.0.0.1:{port}", upstream, app.state.runtime, mode)
+        finally:
+            server.should_exit = True
+            await task
+
+
+def _mode_settings(mode: str, tmp: Path, models_file: Path) -> dict[str, Any]:
+    common = {
+        "data_dir": str(tmp / "data"),
+        "models_file": str(models_file),
+        "admin_key": ADMIN_KEY,
+        "key_cache_ttl_seconds": KEY_CACHE_TTL,
+    }
+    if mode == "embedded":
+        return common
+    return common | {"database_url": POSTGRES_URL, "redis_url": REDIS_URL, "auto_migrate": True}
