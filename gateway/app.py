@@ -21,14 +21,10 @@ from gateway.web.errors import handle_gateway_error, handle_http_exception, hand
 from gateway.web.request_id import add_request_id_header
 
 
-def create_app(
-    settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
-) -> Litestar:
+def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> Litestar:
     """Build the app. ``transport`` replaces the upstream HTTP transport (the test seam)."""
     settings = settings or Settings.load()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -48,8 +44,16 @@ def create_app(
         before_send=[add_request_id_header],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="gateway", version="0.1.0"),
+        logging_config=None,  # Litestar's default would reset the root logger to INFO
         debug=False,
     )
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level.upper())
+    # httpx logs every request at INFO; the request path must not log per request.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def create_app_from_env() -> Litestar:

@@ -45,9 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     reference = commands.add_parser("settings", help="print every setting with its variable and default")
     reference.set_defaults(run=_settings_reference)
 
-    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
-        dest="keys_command", required=True
-    )
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create a key and print its secret once")
     create.add_argument("--name", required=True)
     create.add_argument("--models", help="comma-separated models the key may use (default: all)")
@@ -108,9 +106,7 @@ def _keys_create(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         async with _key_service() as keys:
-            created = await keys.create(
-                args.name, models=models, expires_at=expires, owner=args.owner, team=args.team
-            )
+            created = await keys.create(args.name, models=models, expires_at=expires, owner=args.owner, team=args.team)
         key = created.key
         print(created.secret)
         print(
@@ -132,9 +128,7 @@ def _keys_list(_args: argparse.Namespace) -> None:
             status = "revoked" if row.revoked_at else "active"
             models = ",".join(row.allowed_models) if row.allowed_models is not None else "all"
             expires = row.expires_at.isoformat() if row.expires_at else "never"
-            print(
-                f"{row.id!s:36}  {row.prefix:12}  {row.name[:20]:20}  {models[:20]:20}  {expires:25}  {status}"
-            )
+            print(f"{row.id!s:36}  {row.prefix:12}  {row.name[:20]:20}  {models[:20]:20}  {expires:25}  {status}")
 
     asyncio.run(run())
 
@@ -143,9 +137,7 @@ def _keys_revoke(args: argparse.Namespace) -> None:
     async def run() -> None:
         async with _key_service() as keys:
             row = await keys.revoke(args.key)
-        print(
-            f"revoked key {row.id} ({row.prefix}) at {row.revoked_at.isoformat() if row.revoked_at else '?'}"
-        )
+        print(f"revoked key {row.id} ({row.prefix}) at {row.revoked_at.isoformat() if row.revoked_at else '?'}")
 
     asyncio.run(run())
 
@@ -159,9 +151,7 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise GatewayError(
-            f"--expires: expected an ISO date/time or a duration like 30d, got {text!r}"
-        ) from None
+        raise GatewayError(f"--expires: expected an ISO date/time or a duration like 30d, got {text!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

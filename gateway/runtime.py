@@ -26,7 +26,7 @@ from gateway.keys.service import KeyService
 from gateway.ledger.writer import UsageWriter
 from gateway.providers.openai import OpenAIAdapter
 from gateway.proxy.pipeline import Pipeline
-from gateway.proxy.upstream import create_upstream_client
+from gateway.proxy.upstream import Upstream
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,12 @@ class Runtime:
     auth: Authenticator
     pipeline: Pipeline
     ledger: UsageWriter
-    client: httpx.AsyncClient
+    upstream: Upstream
     redis: Redis | None
 
 
 @contextlib.asynccontextmanager
-async def open_runtime(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
-) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[Runtime]:
     url = settings.effective_database_url
     if settings.should_migrate:
         await upgrade_async(url)
@@ -64,8 +62,8 @@ async def open_runtime(
         redis = _redis(settings)
         if redis is not None:
             stack.push_async_callback(redis.aclose)
-        client = create_upstream_client(settings, transport)
-        stack.push_async_callback(client.aclose)
+        upstream = Upstream(settings, transport)
+        stack.push_async_callback(upstream.aclose)
         ledger = UsageWriter(
             engine,
             batch_size=settings.usage_batch_size,
@@ -76,15 +74,14 @@ async def open_runtime(
         await ledger.start()
         stack.push_async_callback(ledger.stop)
         pipeline = Pipeline(
-            settings=settings,
             auth=auth,
             catalog=catalog,
-            client=client,
+            upstream=upstream,
             adapters={"openai": OpenAIAdapter()},
             ledger=ledger,
         )
         log.info("gateway ready: %d models, database %s", len(catalog.routes), engine.url.render_as_string())
-        yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, client, redis)
+        yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, upstream, redis)
 
 
 def _redis(settings: Settings) -> Redis | None:

@@ -124,13 +124,10 @@ def field_docs() -> list[tuple[str, str, str]]:
     docs: dict[str, str] = {}
     body = tree.body[0].body  # type: ignore[attr-defined]
     for node, following in itertools.pairwise(body):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
-                docs[node.target.id] = " ".join(str(following.value.value).split())
-    return [
-        (ENV_PREFIX + f.name.upper(), repr(f.default), docs.get(f.name, ""))
-        for f in dataclasses.fields(Settings)
-    ]
+        documented = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and documented:
+            docs[node.target.id] = " ".join(str(following.value.value).split())
+    return [(ENV_PREFIX + f.name.upper(), repr(f.default), docs.get(f.name, "")) for f in dataclasses.fields(Settings)]
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

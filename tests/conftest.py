@@ -4,10 +4,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from harness import POSTGRES_URL, Gateway, running_gateway
 from sqlalchemy import text
 
 from gateway.db.engine import create_engine
-from harness import POSTGRES_URL, Gateway, running_gateway
 
 
 async def _reset_postgres() -> None:

@@ -57,9 +57,7 @@ _DIALECT_2020_12: Final = "https://json-schema.org/draft/2020-12/schema"
 _MAX_MESSAGE: Final = 300
 
 # Keywords whose value is a mapping of name -> subschema.
-_SCHEMA_MAP_KEYWORDS: Final = frozenset(
-    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
-)
+_SCHEMA_MAP_KEYWORDS: Final = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 # Keywords whose value is a list of subschemas.
 _SCHEMA_LIST_KEYWORDS: Final = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
 # Keywords whose value is a single subschema (``items`` may also be a list in old drafts).
@@ -253,9 +251,7 @@ def _discriminated_candidates(error: ValidationError) -> list[ValidationError]:
         branch = sub.relative_schema_path[0] if sub.relative_schema_path else None
         branches.setdefault(branch, []).append(sub)
     matching = [
-        errors
-        for errors in branches.values()
-        if not any(list(sub.relative_path)[:1] == [prop] for sub in errors)
+        errors for errors in branches.values() if not any(list(sub.relative_path)[:1] == [prop] for sub in errors)
     ]
     return matching[0] if len(matching) == 1 else []
 

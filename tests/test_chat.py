@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import openai
-from openai_spec import validate
-
 from harness import Gateway
+from openai_spec import validate
 
 PROMPT = [{"role": "user", "content": "Say hello"}]
 
@@ -56,7 +56,9 @@ async def test_unknown_fields_pass_through_untouched(gateway: Gateway, key: str)
 async def test_tool_calls_come_back(gateway: Gateway, key: str) -> None:
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
     completion = await gateway.openai(key).chat.completions.create(
-        model="chat-model", messages=PROMPT, tools=tools  # type: ignore[arg-type]
+        model="chat-model",
+        messages=PROMPT,
+        tools=tools,  # type: ignore[arg-type]
     )
     assert completion.choices[0].finish_reason == "tool_calls"
     calls = completion.choices[0].message.tool_calls
@@ -112,25 +114,27 @@ async def test_stream_chunks_are_relayed_as_they_arrive(gateway: Gateway, key: s
         if len(arrivals) == 4:
             break
     await stream.close()
-    gaps = [b - a for a, b in zip(arrivals[1:], arrivals[2:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert all(gap > 0.1 for gap in gaps), gaps
 
 
 async def test_client_disconnect_cancels_upstream_and_records_usage(gateway: Gateway, key: str) -> None:
     before = gateway.upstream.disconnects
-    async with gateway.http() as http:
-        async with http.stream(
+    async with (
+        gateway.http() as http,
+        http.stream(
             "POST",
             "/v1/chat/completions",
             headers={"authorization": f"Bearer {key}"},
             json={"model": "slow-stream", "messages": PROMPT, "stream": True},
-        ) as response:
-            request_id = response.headers["x-request-id"]
-            received = 0
-            async for line in response.aiter_lines():
-                received += line.startswith("data:")
-                if received == 3:
-                    break
+        ) as response,
+    ):
+        request_id = response.headers["x-request-id"]
+        received = 0
+        async for line in response.aiter_lines():
+            received += line.startswith("data:")
+            if received == 3:
+                break
     for _ in range(100):
         if gateway.upstream.disconnects > before:
             break
@@ -183,16 +187,17 @@ async def test_many_concurrent_requests_each_get_one_record(gateway: Gateway, ke
 
 
 async def test_sse_wire_format_is_plain_server_sent_events(gateway: Gateway, key: str) -> None:
-    async with gateway.http() as http, http.stream(
-        "POST",
-        "/v1/chat/completions",
-        headers={"authorization": f"Bearer {key}"},
-        json={"model": "chat-model", "messages": PROMPT, "stream": True},
-    ) as response:
+    async with (
+        gateway.http() as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            headers={"authorization": f"Bearer {key}"},
+            json={"model": "chat-model", "messages": PROMPT, "stream": True},
+        ) as response,
+    ):
         assert response.headers["content-type"].startswith("text/event-stream")
         body = b"".join([part async for part in response.aiter_bytes()])
     events = [e for e in body.split(b"\n\n") if e]
     assert all(e.startswith(b"data: ") for e in events)
     assert events[-1] == b"data: [DONE]"
-
-

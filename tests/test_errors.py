@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import openai
 import pytest
-from openai_spec import validate
-
 from harness import Gateway
+from openai_spec import validate
 
 PROMPT = [{"role": "user", "content": "hi"}]
 
@@ -37,9 +36,7 @@ async def test_missing_key_is_401(gateway: Gateway) -> None:
 
 async def test_unknown_key_is_401_and_recorded(gateway: Gateway) -> None:
     with pytest.raises(openai.AuthenticationError) as caught:
-        await gateway.openai("sk-gw-not-a-real-key-at-all").chat.completions.create(
-            model="chat-model", messages=PROMPT
-        )
+        await gateway.openai("sk-gw-not-a-real-key-at-all").chat.completions.create(model="chat-model", messages=PROMPT)
     assert "sk-gw-not-a-real-key-at-all" not in str(caught.value), "the secret must not be echoed"
     row = await gateway.usage(caught.value.response.headers["x-request-id"])
     assert (row.status_code, row.error_type, row.key_id) == (401, "AuthenticationFailed", None)

@@ -203,9 +203,7 @@ async def test_tool_call_when_user_spoke_last(client: httpx.AsyncClient, openai_
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
     ]
-    data = (
-        await client.post("/chat/completions", json={"model": "m", "messages": messages, "tools": tools})
-    ).json()
+    data = (await client.post("/chat/completions", json={"model": "m", "messages": messages, "tools": tools})).json()
     assert data["choices"][0]["finish_reason"] == "stop"
     assert data["choices"][0]["message"]["content"] == REPLY
 
@@ -281,9 +279,7 @@ async def test_legacy_completion(client: httpx.AsyncClient, openai_schemas: Json
     assert data["usage"]["prompt_tokens"] == 2
     assert data["usage"]["completion_tokens"] == 8
 
-    tokens = (
-        await client.post("/completions", json={"model": "m", "prompt": [[1, 2], [3]], "max_tokens": 2})
-    ).json()
+    tokens = (await client.post("/completions", json={"model": "m", "prompt": [[1, 2], [3]], "max_tokens": 2})).json()
     assert tokens["usage"]["prompt_tokens"] == 3
     assert tokens["choices"][0]["text"] == "This is"
     assert tokens["choices"][0]["finish_reason"] == "length"
@@ -480,9 +476,7 @@ async def test_hang_marker(fake: FakeUpstream) -> None:
 async def test_stream_error_marker(client: httpx.AsyncClient, fake: FakeUpstream) -> None:
     events: list[Any] = []
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
-        async with client.stream(
-            "POST", "/chat/completions", json=chat_body("x-streamerror", stream=True)
-        ) as r:
+        async with client.stream("POST", "/chat/completions", json=chat_body("x-streamerror", stream=True)) as r:
             async for line in r.aiter_lines():
                 if line.startswith("data: "):
                     events.append(json.loads(line[6:]))
@@ -586,9 +580,7 @@ async def test_keep_alive_and_pipelining(fake: FakeUpstream) -> None:
 
 async def test_http10_stream_is_close_delimited(fake: FakeUpstream) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", fake.port)
-    writer.write(
-        _raw_request("POST", "/v1/chat/completions", json.dumps(chat_body(stream=True)).encode(), "1.0")
-    )
+    writer.write(_raw_request("POST", "/v1/chat/completions", json.dumps(chat_body(stream=True)).encode(), "1.0"))
     raw = await asyncio.wait_for(reader.read(), timeout=5)  # EOF ends the body
     head, _, body = raw.partition(b"\r\n\r\n")
     assert b"transfer-encoding" not in head.lower()

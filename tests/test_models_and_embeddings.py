@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import openai
 import pytest
-from openai_spec import validate
-
 from harness import Gateway
+from openai_spec import validate
 
 
 async def test_embeddings_are_forwarded_and_priced(gateway: Gateway, key: str) -> None:

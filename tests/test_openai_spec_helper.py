@@ -170,9 +170,7 @@ LEGACY_COMPLETION: Payload = {
     "created": 1589478378,
     "model": "gpt-3.5-turbo-instruct",
     "system_fingerprint": "fp_44709d6fcb",
-    "choices": [
-        {"text": "\n\nThis is indeed a test", "index": 0, "logprobs": None, "finish_reason": "length"}
-    ],
+    "choices": [{"text": "\n\nThis is indeed a test", "index": 0, "logprobs": None, "finish_reason": "length"}],
     "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
 }
 

@@ -17,9 +17,7 @@ def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _handler: Base
     runtime: Runtime = connection.app.state.runtime
     expected = runtime.settings.admin_key
     if not expected:
-        raise PermissionDenied(
-            "The admin API is disabled: set GATEWAY_ADMIN_KEY to enable it.", code="admin_disabled"
-        )
+        raise PermissionDenied("The admin API is disabled: set GATEWAY_ADMIN_KEY to enable it.", code="admin_disabled")
     try:
         given = presented_key(connection.headers)
     except Exception:

@@ -92,9 +92,7 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
     fields.no_extra(spec, where, {"kind", "base_url", "api_key_env", "api_key", "timeout_seconds"})
     kind = fields.string(spec, where, "kind", default="openai")
     if kind not in BACKEND_KINDS:
-        fields.fail(
-            f"{where}.kind", f"unknown backend kind {kind!r}; known: {', '.join(sorted(BACKEND_KINDS))}"
-        )
+        fields.fail(f"{where}.kind", f"unknown backend kind {kind!r}; known: {', '.join(sorted(BACKEND_KINDS))}")
     base_url = fields.string(spec, where, "base_url")
     if not re.match(r"^https?://[^/\s]+", base_url):
         fields.fail(f"{where}.base_url", f"expected an http(s) URL, got {base_url!r}")
@@ -102,9 +100,7 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
     if api_key_env is not None and not _ENV_VAR.match(api_key_env):
         fields.fail(f"{where}.api_key_env", f"not an environment variable name: {api_key_env!r}")
     timeout = spec.get("timeout_seconds")
-    if timeout is not None and (
-        not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0
-    ):
+    if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0):
         fields.fail(f"{where}.timeout_seconds", "expected a positive number of seconds")
     return BackendConfig(
         name=name,

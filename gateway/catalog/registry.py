@@ -21,9 +21,7 @@ class Prices:
         cached = min(max(cached_tokens, 0), max(prompt_tokens, 0))
         # tokens x micro-USD per 1M tokens = pico-USD; divide by 1000 for nano-USD, rounding up.
         pico = (
-            (prompt_tokens - cached) * self.input
-            + cached * self.cached_input
-            + max(completion_tokens, 0) * self.output
+            (prompt_tokens - cached) * self.input + cached * self.cached_input + max(completion_tokens, 0) * self.output
         )
         return -(-pico // 1000)
 

@@ -44,8 +44,8 @@ async def sync_catalog(sessions: async_sessionmaker[AsyncSession], config: Catal
 
 async def _sync_once(session: AsyncSession, config: CatalogConfig) -> Catalog:
     backends = {b.name: b for b in (await session.scalars(select(Backend))).all()}
-    for spec in config.backends.values():
-        backends[spec.name] = _upsert_backend(session, backends.get(spec.name), spec)
+    for backend_spec in config.backends.values():
+        backends[backend_spec.name] = _upsert_backend(session, backends.get(backend_spec.name), backend_spec)
     await session.flush()
 
     models = {m.name: m for m in (await session.scalars(select(Model))).all()}
@@ -74,14 +74,9 @@ def _upsert_backend(session: AsyncSession, row: Backend | None, spec: BackendCon
     return row
 
 
-async def _current_version(
-    session: AsyncSession, model: Model, spec: ModelConfig, backend: Backend
-) -> ModelVersion:
+async def _current_version(session: AsyncSession, model: Model, spec: ModelConfig, backend: Backend) -> ModelVersion:
     latest = await session.scalar(
-        select(ModelVersion)
-        .where(ModelVersion.model_id == model.id)
-        .order_by(ModelVersion.number.desc())
-        .limit(1)
+        select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.number.desc()).limit(1)
     )
     digest = version_hash(spec)
     if latest is not None and latest.config_hash == digest:

@@ -58,9 +58,7 @@ class Authenticator:
         if info is None:
             raise AuthenticationFailed(f"Incorrect API key provided: {_masked(secret)}.")
         if info.revoked_at is not None:
-            raise AuthenticationFailed(
-                f"The API key {info.prefix}... has been revoked.", code="revoked_api_key"
-            )
+            raise AuthenticationFailed(f"The API key {info.prefix}... has been revoked.", code="revoked_api_key")
         if info.expires_at is not None and info.expires_at <= datetime.now(UTC):
             raise AuthenticationFailed(
                 f"The API key {info.prefix}... expired at {info.expires_at.isoformat()}.",

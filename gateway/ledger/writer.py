@@ -19,13 +19,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db.models import UsageRecord
 
 log = logging.getLogger(__name__)
-_TABLE = UsageRecord.__table__
+_TABLE: Table = UsageRecord.__table__  # type: ignore[assignment]
 _UUID_COLUMNS = ("key_id", "team_id", "org_id", "model_version_id", "backend_id")
 _TIME_COLUMNS = ("started_at", "finished_at")
 

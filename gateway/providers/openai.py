@@ -29,9 +29,7 @@ class OpenAIAdapter:
             if not options.get("include_usage"):
                 body["stream_options"] = {**options, "include_usage": True}
         headers = {"content-type": "application/json", **route.backend.headers}
-        return UpstreamRequest(
-            url=route.backend.base_url + endpoint.path, headers=headers, body=_encoder.encode(body)
-        )
+        return UpstreamRequest(url=route.backend.base_url + endpoint.path, headers=headers, body=_encoder.encode(body))
 
     def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]:
         try:

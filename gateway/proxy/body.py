@@ -51,9 +51,7 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
         raise InvalidRequest(f"The request body must be a JSON object, not {_json_type(payload)}.")
     model = payload.get("model")
     if model is None:
-        raise InvalidRequest(
-            "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
-        )
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("'model' must be a non-empty string.", param="model", code="invalid_type")
     for name in endpoint.required:

@@ -24,8 +24,7 @@ from gateway.ledger.writer import UsageWriter
 from gateway.providers.base import Adapter, UpstreamRequest
 from gateway.proxy.body import Endpoint, parse_body
 from gateway.proxy.streaming import StreamRelay
-from gateway.proxy.upstream import timeout_for
-from gateway.settings import Settings
+from gateway.proxy.upstream import Upstream
 from gateway.web.errors import status_and_type
 
 
@@ -33,23 +32,19 @@ class Pipeline:
     def __init__(
         self,
         *,
-        settings: Settings,
         auth: Authenticator,
         catalog: Catalog,
-        client: httpx.AsyncClient,
+        upstream: Upstream,
         adapters: Mapping[str, Adapter],
         ledger: UsageWriter,
     ) -> None:
-        self._settings = settings
         self._auth = auth
         self.catalog = catalog
-        self._client = client
+        self._upstream = upstream
         self._adapters = adapters
         self._ledger = ledger
 
-    async def handle(
-        self, request_id: str, endpoint: Endpoint, headers: Mapping[str, str], raw: bytes
-    ) -> ASGIApp:
+    async def handle(self, request_id: str, endpoint: Endpoint, headers: Mapping[str, str], raw: bytes) -> ASGIApp:
         exchange = Exchange(request_id=request_id, endpoint=endpoint.name)
         handed_to_stream = False
         try:
@@ -92,17 +87,13 @@ class Pipeline:
 
     async def _forward(self, route: ModelRoute, adapter: Adapter, upstream: UpstreamRequest) -> bytes:
         with _upstream_failures(route):
-            response = await self._client.post(
-                upstream.url,
-                content=upstream.body,
-                headers=upstream.headers,
-                timeout=timeout_for(self._settings, route.backend.timeout_seconds),
+            response = await self._upstream.send(
+                upstream.url, upstream.headers, upstream.body, route.backend.timeout_seconds
             )
+            body = await response.aread()
         if response.status_code >= 300:
-            raise adapter.error(
-                route, response.status_code, response.content, response.headers.get("retry-after")
-            )
-        return response.content
+            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
+        return body
 
     async def _open_stream(
         self,
@@ -115,15 +106,10 @@ class Pipeline:
         route = exchange.route
         assert route is not None
         exchange.streamed = True
-        request = self._client.build_request(
-            "POST",
-            upstream.url,
-            content=upstream.body,
-            headers=upstream.headers,
-            timeout=timeout_for(self._settings, route.backend.timeout_seconds),
-        )
         with _upstream_failures(route):
-            response = await self._client.send(request, stream=True)
+            response = await self._upstream.send(
+                upstream.url, upstream.headers, upstream.body, route.backend.timeout_seconds
+            )
         if response.status_code >= 300:
             try:
                 body = await response.aread()
@@ -143,6 +129,4 @@ def _upstream_failures(route: ModelRoute) -> Iterator[None]:
     except httpx.TimeoutException:
         raise UpstreamTimeout(f"Backend '{route.backend.name}' did not answer in time.") from None
     except httpx.HTTPError as exc:
-        raise UpstreamError(
-            f"Backend '{route.backend.name}' could not be reached: {type(exc).__name__}."
-        ) from None
+        raise UpstreamError(f"Backend '{route.backend.name}' could not be reached: {type(exc).__name__}.") from None

@@ -49,9 +49,7 @@ class RequestError(Exception):
 
     def body(self) -> Json:
         error_type = self.error_type or default_error_type(self.status)
-        return {
-            "error": {"message": self.message, "type": error_type, "param": self.param, "code": self.code}
-        }
+        return {"error": {"message": self.message, "type": error_type, "param": self.param, "code": self.code}}
 
 
 def default_error_type(status: int) -> str:
@@ -63,9 +61,7 @@ def default_error_type(status: int) -> str:
 def marker_error(status: int) -> RequestError:
     """The error chosen by an `error-<status>` model marker."""
     if status == 429:
-        return RequestError(
-            429, "fake upstream error 429", code="rate_limit_exceeded", headers=(("retry-after", "1"),)
-        )
+        return RequestError(429, "fake upstream error 429", code="rate_limit_exceeded", headers=(("retry-after", "1"),))
     return RequestError(status, f"fake upstream error {status}")
 
 
@@ -198,9 +194,7 @@ def reply_words(count: int) -> tuple[str, ...]:
     return tuple(REPLY_WORDS[i % len(REPLY_WORDS)] for i in range(count))
 
 
-def generate(
-    behaviour: Behaviour, prompt_tokens: int, limit: int | None, tool: str | None = None
-) -> Generation:
+def generate(behaviour: Behaviour, prompt_tokens: int, limit: int | None, tool: str | None = None) -> Generation:
     if behaviour.tokens is not None:  # the marker fixes usage exactly, whatever max_tokens says
         prompt_tokens, count = behaviour.tokens
         finish = "stop"
@@ -423,9 +417,7 @@ def completions(body: Any, seq: int, lookup: BehaviourLookup) -> Answer:
     return Answer(behaviour, payload=text_completion(env))
 
 
-def embeddings(
-    body: Any, seq: int, lookup: BehaviourLookup, default_dim: int = DEFAULT_EMBEDDING_DIM
-) -> Answer:
+def embeddings(body: Any, seq: int, lookup: BehaviourLookup, default_dim: int = DEFAULT_EMBEDDING_DIM) -> Answer:
     body = require_object(body)
     model = require_model(body)
     behaviour = lookup(model)

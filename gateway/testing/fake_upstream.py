@@ -389,9 +389,7 @@ class FakeUpstream:
             body = _MALFORMED
         if self.record:
             recorded_body = None if body is _MALFORMED else body
-            self._recorded.append(
-                RecordedRequest(request.method, path, query, request.headers, recorded_body)
-            )
+            self._recorded.append(RecordedRequest(request.method, path, query, request.headers, recorded_body))
         try:
             return self._route(request.method, path, body)
         except fr.RequestError as err:

@@ -14,11 +14,11 @@ from litestar.types import Message, Scope
 _SCOPE_KEY = "gateway.request_id"
 
 
-def request_id(scope: Scope | dict[str, Any]) -> str:
-    rid = scope.get(_SCOPE_KEY)  # type: ignore[union-attr]
+def request_id(scope: Scope) -> str:
+    state: dict[str, Any] = scope  # type: ignore[assignment]  # ASGI scopes may carry extension keys
+    rid = state.get(_SCOPE_KEY)
     if rid is None:
-        rid = "req_" + uuid.uuid4().hex
-        scope[_SCOPE_KEY] = rid  # type: ignore[index]
+        rid = state[_SCOPE_KEY] = "req_" + uuid.uuid4().hex
     return str(rid)
 
 

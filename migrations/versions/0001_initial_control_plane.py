@@ -90,9 +90,7 @@ def upgrade() -> None:
         sa.Column("price_output", sa.BigInteger(), nullable=False),
         sa.Column("config_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["backend_id"], ["backends.id"], name=op.f("fk_model_versions_backend_id_backends")
-        ),
+        sa.ForeignKeyConstraint(["backend_id"], ["backends.id"], name=op.f("fk_model_versions_backend_id_backends")),
         sa.ForeignKeyConstraint(
             ["model_id"], ["models.id"], name=op.f("fk_model_versions_model_id_models"), ondelete="CASCADE"
         ),
@@ -131,9 +129,7 @@ def upgrade() -> None:
             name=op.f("fk_api_keys_org_id_organizations"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["team_id"], ["teams.id"], name=op.f("fk_api_keys_team_id_teams"), ondelete="SET NULL"
-        ),
+        sa.ForeignKeyConstraint(["team_id"], ["teams.id"], name=op.f("fk_api_keys_team_id_teams"), ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("secret_hash", name=op.f("uq_api_keys_secret_hash")),
     )
