@@ -6,14 +6,21 @@ API, or logged. A credential that is missing is reported by name when a request 
 
 from __future__ import annotations
 
+import logging
 import os
 
 from gateway.catalog.config import BackendConfig
 
+log = logging.getLogger(__name__)
+
 
 def resolve_api_key(spec: BackendConfig) -> str | None:
     if spec.api_key_env:
-        return os.environ.get(spec.api_key_env) or None
+        key = os.environ.get(spec.api_key_env)
+        if not key:
+            # Not fatal: the other backends still serve. Requests to this one will fail with 502.
+            log.warning("backend %r: environment variable %s is not set", spec.name, spec.api_key_env)
+        return key or None
     return spec.api_key
 
 
