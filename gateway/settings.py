@@ -70,6 +70,9 @@ class Settings:
     """Longest a usage record waits in memory before its batch is written."""
     usage_queue_size: int = 100_000
     """Usage records held in memory while SQL is slow; beyond this they spill to ``data_dir``."""
+    shutdown_timeout_seconds: float = 30.0
+    """On shutdown, how long open requests (long streams) may run on before they are cut and the
+    usage still in memory is flushed; keep it below the orchestrator's grace period."""
     log_level: str = "WARNING"
     """Python log level. Requests are never logged at INFO or above on success."""
 
@@ -94,23 +97,21 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         overrides: Mapping[str, Any] | None = None,
     ) -> Settings:
-        """Build settings from a config file, the environment and explicit overrides."""
+        """Build settings from a config file, the environment and explicit overrides.
+
+        Each source is checked on its own, so an error names where the bad value came from.
+        """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
         path = config_file or env.get(ENV_PREFIX + "CONFIG")
+        values: dict[str, Any] = {}
         if path:
-            values.update(_read_config_file(Path(path)))
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        for name, field in known.items():
-            raw = env.get(ENV_PREFIX + name.upper())
-            if raw is not None:
-                values[name] = _coerce(field, raw, ENV_PREFIX + name.upper())
-        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        unknown = set(values) - set(known)
-        if unknown:
-            raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
-        for name, value in list(values.items()):
-            values[name] = _coerce(known[name], value, path or name)
+            values |= _checked(_read_config_file(Path(path)), str(path))
+        values |= _checked(
+            {name: env[ENV_PREFIX + name.upper()] for name in _FIELDS if ENV_PREFIX + name.upper() in env},
+            "environment",
+            env_names=True,
+        )
+        values |= _checked({k: v for k, v in (overrides or {}).items() if v is not None}, "override")
         return cls(**values)
 
 
@@ -144,11 +145,25 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
-def _coerce(field: dataclasses.Field[Any], value: Any, where: str) -> Any:
-    hint = typing.get_type_hints(Settings)[field.name]
+def _checked(raw: Mapping[str, Any], source: str, *, env_names: bool = False) -> dict[str, Any]:
+    unknown = sorted(set(raw) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting(s): {', '.join(unknown)}")
+    return {
+        name: _coerce(name, value, ENV_PREFIX + name.upper() if env_names else source) for name, value in raw.items()
+    }
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    hint = _HINTS[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
     target = args[0] if isinstance(hint, types.UnionType) and args else hint
-    if value is None or (isinstance(value, target) and not (target is int and isinstance(value, bool))):
+    if value is None or (isinstance(value, str) and not value.strip() and target is not str):
+        if optional:
+            return None
+        raise ConfigError(f"{where}: {name} needs a value")
+    if isinstance(value, target) and not (target is int and isinstance(value, bool)):
         return value
     text = str(value).strip()
     try:
@@ -157,13 +172,15 @@ def _coerce(field: dataclasses.Field[Any], value: Any, where: str) -> Any:
                 return True
             if text.lower() in {"0", "false", "no", "off"}:
                 return False
-            if text == "" and hint is not bool:
-                return None
             raise ValueError(text)
         if target is int:
             return int(text.replace("_", ""))
         if target is float:
             return float(text)
     except ValueError:
-        raise ConfigError(f"{where}: expected {target.__name__} for {field.name}, got {text!r}") from None
+        raise ConfigError(f"{where}: expected {target.__name__} for {name}, got {text!r}") from None
     return text
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_HINTS = typing.get_type_hints(Settings)

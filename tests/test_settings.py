@@ -161,10 +161,6 @@ def test_empty_config_file_gives_the_defaults(tmp_path: Path) -> None:
     assert Settings.load(str(config), environ={}) == Settings()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _coerce returns None for any field given a YAML null, so `database_url:` stores None",
-)
 def test_blank_value_in_config_file_does_not_store_none(tmp_path: Path) -> None:
     config = _config_file(tmp_path, "database_url:\n")
     try:
@@ -176,7 +172,6 @@ def test_blank_value_in_config_file_does_not_store_none(tmp_path: Path) -> None:
     assert settings.embedded
 
 
-@pytest.mark.xfail(strict=True, reason="bug: unknown override reported against config path None")
 def test_unknown_override_does_not_name_a_missing_config_file() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.load(environ={}, overrides={"bogus": 1})
@@ -184,7 +179,6 @@ def test_unknown_override_does_not_name_a_missing_config_file() -> None:
     assert "None" not in str(caught.value)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a bad override value is blamed on the config file")
 def test_bad_override_is_not_blamed_on_the_config_file(tmp_path: Path) -> None:
     config = _config_file(tmp_path, "port: 9000\n")
     with pytest.raises(ConfigError) as caught:

@@ -89,17 +89,31 @@ async def _count(engine: AsyncEngine) -> int:
         return int((await conn.execute(select(func.count()).select_from(UsageRecord))).scalar_one())
 
 
-async def _rows(engine: AsyncEngine) -> dict[str, UsageRecord]:
+async def _rows(engine: AsyncEngine) -> dict[str, Any]:
     async with engine.connect() as conn:
         result = await conn.execute(select(UsageRecord))
         return {row.request_id: row for row in result.all()}
 
 
-async def _eventually(check: Callable[[], Any], timeout: float = 3.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _eventually(check: Callable[[], Any], seconds: float = 3.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
     while not await check():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)
+
+
+def _spilled_request_ids(spill_file: Path) -> list[str]:
+    return [json.loads(line)["request_id"] for line in spill_file.read_text().splitlines()]
+
+
+def _spill_left(spill_file: Path) -> bool:
+    """Whether the spill file or a half-replayed copy is left (the lock file may stay)."""
+    return spill_file.parent.exists() and any(not p.name.endswith(".lock") for p in spill_file.parent.iterdir())
+
+
+def _write_spill(spill_file: Path, rows: list[dict[str, Any]]) -> None:
+    spill_file.parent.mkdir(parents=True, exist_ok=True)
+    spill_file.write_text("".join(json.dumps(row, default=str) + "\n" for row in rows))
 
 
 def _closed_port() -> int:
@@ -119,9 +133,7 @@ async def test_many_rows_are_all_written_in_batches(engine: AsyncEngine, spill_f
     await writer.stop()
 
 
-async def test_a_full_batch_is_written_without_waiting_for_the_interval(
-    engine: AsyncEngine, spill_file: Path
-) -> None:
+async def test_a_full_batch_is_written_without_waiting_for_the_interval(engine: AsyncEngine, spill_file: Path) -> None:
     writer = _writer(engine, spill_file, batch_size=5)
     await writer.start()
     for _ in range(8):
@@ -137,9 +149,7 @@ async def test_a_full_batch_is_written_without_waiting_for_the_interval(
     await writer.stop()
 
 
-async def test_a_partial_batch_is_written_after_the_flush_interval(
-    engine: AsyncEngine, spill_file: Path
-) -> None:
+async def test_a_partial_batch_is_written_after_the_flush_interval(engine: AsyncEngine, spill_file: Path) -> None:
     writer = _writer(engine, spill_file, batch_size=100, flush_interval=0.05)
     await writer.start()
     writer.record(_row())
@@ -172,7 +182,7 @@ async def test_stop_flushes_what_is_pending(engine: AsyncEngine, spill_file: Pat
         writer.record(_row())
     await writer.stop()
     assert await _count(engine) == 3
-    assert not spill_file.exists()
+    assert not _spill_left(spill_file)
 
 
 async def test_rows_keep_their_values(engine: AsyncEngine, spill_file: Path) -> None:
@@ -207,15 +217,13 @@ async def test_rows_spill_when_sql_is_down_and_replay_at_next_start(
     await writer.stop()
     await down.dispose()
     assert writer.written == 0
-    spilled = [json.loads(line) for line in spill_file.read_text().splitlines()]
-    assert [line["request_id"] for line in spilled] == [row["request_id"] for row in rows]
+    assert _spilled_request_ids(spill_file) == [row["request_id"] for row in rows]
 
     up = await _migrated_engine(tmp_path / "recovered.db")
     try:
         replayer = _writer(up, spill_file)
         await replayer.start()
-        assert not spill_file.exists()
-        assert sorted(p.name for p in spill_file.parent.iterdir()) == []
+        assert not _spill_left(spill_file)
         stored = await _rows(up)
         assert sorted(stored) == sorted(row["request_id"] for row in rows)
         first = stored[rows[0]["request_id"]]
@@ -231,14 +239,13 @@ async def test_replay_skips_rows_already_written(engine: AsyncEngine, spill_file
     await writer.start()
     writer.record(row)
     await writer.stop()
-    spill_file.parent.mkdir(parents=True)
-    spill_file.write_text(json.dumps(row, default=str) + "\n")
+    _write_spill(spill_file, [row])
 
     replayer = _writer(engine, spill_file)
     await replayer.start()
     await replayer.stop()
     assert list(await _rows(engine)) == ["req-written-and-spilled"]
-    assert not spill_file.exists()
+    assert not _spill_left(spill_file)
 
 
 async def test_rows_beyond_max_pending_spill_at_once(engine: AsyncEngine, spill_file: Path) -> None:
@@ -246,13 +253,12 @@ async def test_rows_beyond_max_pending_spill_at_once(engine: AsyncEngine, spill_
     rows = [_row() for _ in range(5)]
     for row in rows:
         writer.record(row)
-    spilled = [json.loads(line)["request_id"] for line in spill_file.read_text().splitlines()]
-    assert spilled == [row["request_id"] for row in rows[2:]]
+    assert _spilled_request_ids(spill_file) == [row["request_id"] for row in rows[2:]]
 
     await writer.start()  # the next start replays the spill file
     await writer.stop()
     assert sorted(await _rows(engine)) == sorted(row["request_id"] for row in rows)
-    assert not spill_file.exists()
+    assert not _spill_left(spill_file)
 
 
 async def test_no_spill_file_means_nothing_to_replay(engine: AsyncEngine, spill_file: Path) -> None:
@@ -260,16 +266,30 @@ async def test_no_spill_file_means_nothing_to_replay(engine: AsyncEngine, spill_
     await writer.start()
     await writer.stop()
     assert await _count(engine) == 0
-    assert not spill_file.parent.exists()
+    assert not _spill_left(spill_file)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after a failed batch the writer waits for a new record() before retrying",
-)
-async def test_failed_batch_is_retried_once_sql_recovers_without_new_records(
-    tmp_path: Path, spill_file: Path
-) -> None:
+def _append_torn_line(spill_file: Path) -> None:
+    with spill_file.open("a") as out:
+        out.write('{"request_id": "torn-by-a-crash", "endpoint": "chat.comp')
+
+
+async def test_torn_last_spill_line_loses_no_complete_rows(engine: AsyncEngine, spill_file: Path) -> None:
+    rows = [_row(), _row()]
+    _write_spill(spill_file, rows)
+    _append_torn_line(spill_file)  # a process killed while spilling leaves half a line
+    for _attempt in range(2):  # a failed start is followed by a restart
+        writer = _writer(engine, spill_file)
+        try:
+            await writer.start()
+        except Exception:
+            continue
+        await writer.stop()
+        break
+    assert sorted(await _rows(engine)) == sorted(row["request_id"] for row in rows)
+
+
+async def test_failed_batch_is_retried_once_sql_recovers_without_new_records(tmp_path: Path, spill_file: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'late.db'}"
     engine = create_engine(url)  # no tables yet: every insert fails
     writer = _writer(engine, spill_file, flush_interval=0.02)
@@ -283,7 +303,7 @@ async def test_failed_batch_is_retried_once_sql_recovers_without_new_records(
         async def written() -> bool:
             return await _count(engine) == 3
 
-        await _eventually(written, timeout=2.5)  # the writer backs off 1 s between attempts
+        await _eventually(written, seconds=2.5)  # the writer backs off 1 s between attempts
     finally:
         await writer.stop()
         await engine.dispose()
@@ -294,3 +314,20 @@ def test_rows_carry_utc_datetimes() -> None:
     assert row["started_at"].tzinfo is UTC
     assert row["finished_at"] >= row["started_at"]
     assert row["started_at"] <= datetime.now(UTC)
+
+
+async def test_a_row_the_database_refuses_is_set_aside_without_blocking_the_rest(
+    engine: AsyncEngine, spill_file: Path
+) -> None:
+    # A NOT NULL column left empty: the database rejects that row, not the batch's others.
+    good = [_row() for _ in range(4)]
+    poison = {**_row(), "endpoint": None}
+    writer = _writer(engine, spill_file, batch_size=10)
+    await writer.start()
+    for row in [*good[:2], poison, *good[2:]]:
+        writer.record(row)
+    await writer.stop()
+    assert sorted(await _rows(engine)) == sorted(row["request_id"] for row in good)
+    rejected = [json.loads(line) for line in (spill_file.parent / "usage-rejected.jsonl").read_text().splitlines()]
+    assert [row["request_id"] for row in rejected] == [poison["request_id"]]
+    assert rejected[0]["rejected_because"]

@@ -67,7 +67,7 @@ def load_catalog_config(path: str | Path) -> CatalogConfig:
         raise ConfigError(f"{path}: cannot read models file: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_catalog_config(data or {}, str(path))
+    return parse_catalog_config({} if data is None else data, str(path))
 
 
 def parse_catalog_config(data: Any, source: str) -> CatalogConfig:

@@ -70,7 +70,7 @@ class Exchange:
             "key_id": self.key.id if self.key else None,
             "team_id": self.key.team_id if self.key else None,
             "org_id": self.key.org_id if self.key else None,
-            "model": self.model[:200] if self.model else None,
+            "model": _storable(self.model) if self.model else None,
             "model_version_id": route.version_id if route else None,
             "backend_id": route.backend.id if route else None,
             "prompt_tokens": usage.prompt_tokens,
@@ -85,3 +85,8 @@ class Exchange:
             "started_at": self.started_at,
             "finished_at": self.started_at + timedelta(seconds=elapsed),
         }
+
+
+def _storable(text: str) -> str:
+    """Client-chosen text as every database takes it (PostgreSQL refuses NUL characters)."""
+    return text.replace("\x00", "\ufffd")[:200]

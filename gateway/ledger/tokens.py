@@ -56,18 +56,26 @@ def streamed_text(events: bytes) -> str:
             continue
         try:
             chunk = _decoder.decode(line[5:])
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             continue
-        for choice in chunk.get("choices") or [] if isinstance(chunk, dict) else []:
-            delta = choice.get("delta") or {}
-            for value in (delta.get("content"), choice.get("text")):
-                if isinstance(value, str):
-                    parts.append(value)
-            for call in delta.get("tool_calls") or []:
-                arguments = (call.get("function") or {}).get("arguments")
-                if isinstance(arguments, str):
-                    parts.append(arguments)
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        for choice in choices if isinstance(choices, list) else []:
+            if isinstance(choice, dict):
+                _collect_choice(choice, parts)
     return "".join(parts)
+
+
+def _collect_choice(choice: dict[str, Any], parts: list[str]) -> None:
+    delta = choice.get("delta")
+    delta = delta if isinstance(delta, dict) else {}
+    for value in (delta.get("content"), choice.get("text")):
+        if isinstance(value, str):
+            parts.append(value)
+    calls = delta.get("tool_calls")
+    for call in calls if isinstance(calls, list) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            parts.append(function["arguments"])
 
 
 def estimate_stream_usage(payload: dict[str, Any], forwarded: bytes) -> Usage:

@@ -4,31 +4,29 @@
 ``batch_size`` rows or its oldest row has waited ``flush_interval``. Inserts ignore request ids
 already present, so a retried batch never writes a row twice. Rows that cannot be written (SQL
 down at shutdown, or more than ``max_pending`` waiting) spill to a JSON-lines file that the next
-start replays, so nothing is lost.
+start replays, so nothing is lost. A row the database refuses while it accepts others is set
+aside in ``usage-rejected.jsonl`` with the error, so one bad row cannot stall the ledger.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import uuid
 from collections import deque
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db.models import UsageRecord
+from gateway.ledger.spill import SpillFile
 
 log = logging.getLogger(__name__)
+_RETRIES_BEFORE_REJECTING = 5
 _TABLE: Table = UsageRecord.__table__  # type: ignore[assignment]
-_UUID_COLUMNS = ("key_id", "team_id", "org_id", "model_version_id", "backend_id")
-_TIME_COLUMNS = ("started_at", "finished_at")
 
 
 class UsageWriter:
@@ -45,18 +43,20 @@ class UsageWriter:
         self._batch_size = max(1, batch_size)
         self._interval = flush_interval
         self._max_pending = max_pending
-        self._spill_file = spill_file
+        self._spill = SpillFile(spill_file)
+        self._rejected = SpillFile(spill_file.with_name("usage-rejected.jsonl"))
         self._pending: deque[dict[str, Any]] = deque()
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()  # flush() must also wait for a batch already in flight
         self._stopping = False
+        self._refusals = 0
         self.written = 0
 
     def record(self, row: dict[str, Any]) -> None:
         if len(self._pending) >= self._max_pending:
-            self._spill([row])
+            self._spill.append([row])
             return
         self._pending.append(row)
         self._wakeup.set()
@@ -75,7 +75,7 @@ class UsageWriter:
         if self._task is not None:
             await self._task
         if self._pending:
-            self._spill(list(self._pending))
+            self._spill.append(list(self._pending))
             self._pending.clear()
 
     async def flush(self) -> None:
@@ -102,6 +102,9 @@ class UsageWriter:
         batch = self._take()
         if batch and not await self._write(batch):
             self._pending.extendleft(reversed(batch))
+            self._wakeup.set()  # retry even if no new record arrives
+            if len(self._pending) >= self._batch_size:
+                self._full.set()
             return False
         return True
 
@@ -114,13 +117,48 @@ class UsageWriter:
         return batch
 
     async def _write(self, rows: list[dict[str, Any]]) -> bool:
+        """Insert rows; False means SQL cannot take them now and they should be kept for later."""
         try:
-            async with self._engine.begin() as conn:
-                await conn.execute(self._insert(conn.dialect.name), rows)
+            await self._insert_rows(rows)
         except Exception:
-            log.exception("usage batch of %d rows not written; will retry", len(rows))
-            return False
+            if not await self._reachable():
+                log.warning("usage batch of %d rows not written: database unavailable; will retry", len(rows))
+                return False
+            return await self._write_one_by_one(rows)
         self.written += len(rows)
+        return True
+
+    async def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(self._insert(conn.dialect.name), rows)
+
+    async def _write_one_by_one(self, rows: list[dict[str, Any]]) -> bool:
+        """SQL is up but refused the batch. Rows it refuses while it takes others are poison: set
+        them aside with their error so they never block the ledger. If it takes none, the fault
+        is likely the schema (not migrated yet): retry a few times before setting them aside."""
+        refused: list[dict[str, Any]] = []
+        for row in rows:
+            try:
+                await self._insert_rows([row])
+                self.written += 1
+            except Exception as exc:
+                refused.append({**row, "rejected_because": str(exc)[:500]})
+        if len(refused) == len(rows) and self._refusals < _RETRIES_BEFORE_REJECTING:
+            self._refusals += 1
+            log.warning("database refused all %d usage rows; will retry", len(rows))
+            return False
+        self._refusals = 0
+        if refused:
+            log.error("%d usage rows refused by the database, kept in %s", len(refused), self._rejected.path)
+            self._rejected.append(refused)
+        return True
+
+    async def _reachable(self) -> bool:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
         return True
 
     @staticmethod
@@ -131,31 +169,5 @@ class UsageWriter:
             return sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["request_id"])
         return _TABLE.insert()
 
-    def _spill(self, rows: list[dict[str, Any]]) -> None:
-        log.warning("spilling %d usage rows to %s", len(rows), self._spill_file)
-        self._spill_file.parent.mkdir(parents=True, exist_ok=True)
-        with self._spill_file.open("a") as out:
-            for row in rows:
-                out.write(json.dumps(row, default=str) + "\n")
-
     async def _replay_spill(self) -> None:
-        if not self._spill_file.exists():
-            return
-        replaying = self._spill_file.with_suffix(".replaying")
-        self._spill_file.rename(replaying)
-        rows = [_decode(line) for line in replaying.read_text().splitlines() if line.strip()]
-        for start in range(0, len(rows), self._batch_size):
-            if not await self._write(rows[start : start + self._batch_size]):
-                self._spill(rows[start:])
-                break
-        replaying.unlink()
-
-
-def _decode(line: str) -> dict[str, Any]:
-    row: dict[str, Any] = json.loads(line)
-    for name in _UUID_COLUMNS:
-        if row.get(name):
-            row[name] = uuid.UUID(row[name])
-    for name in _TIME_COLUMNS:
-        row[name] = datetime.fromisoformat(row[name])
-    return row
+        await self._spill.replay(self._write, self._batch_size)

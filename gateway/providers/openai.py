@@ -34,7 +34,7 @@ class OpenAIAdapter:
     def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]:
         try:
             decoded = _decoder.decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise UpstreamError("The backend returned a response that is not JSON.") from None
         if not isinstance(decoded, dict):
             raise UpstreamError("The backend returned a response that is not a JSON object.")
@@ -61,7 +61,7 @@ class OpenAIAdapter:
 def _error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:
     try:
         decoded = _decoder.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         text = body[:500].decode("utf-8", "replace").strip()
         return text or "no error message", None, None, None
     error = decoded.get("error") if isinstance(decoded, dict) else None

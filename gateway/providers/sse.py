@@ -60,7 +60,7 @@ class OpenAIStreamTap:
                 continue
             try:
                 chunk = _decoder.decode(line[5:])
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 return False
             if not isinstance(chunk, dict):
                 return False

@@ -47,6 +47,8 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
         payload = _decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise InvalidRequest("The request body is nested too deeply.") from None
     if not isinstance(payload, dict):
         raise InvalidRequest(f"The request body must be a JSON object, not {_json_type(payload)}.")
     model = payload.get("model")
