@@ -76,7 +76,7 @@ def _serve(args: argparse.Namespace) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
     )
 
 
