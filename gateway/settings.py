@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gateway.errors import ConfigError
+from gateway.yaml_file import read_yaml
 
 ENV_PREFIX = "GATEWAY_"
 
@@ -132,12 +131,7 @@ def field_docs() -> list[tuple[str, str, str]]:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):

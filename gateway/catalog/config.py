@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gateway.errors import ConfigError
+from gateway.yaml_file import read_yaml
 
 BACKEND_KINDS = frozenset({"openai"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
@@ -60,13 +59,7 @@ class CatalogConfig:
 
 
 def load_catalog_config(path: str | Path) -> CatalogConfig:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read models file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(Path(path), "models file")
     return parse_catalog_config({} if data is None else data, str(path))
 
 

@@ -7,6 +7,7 @@ leaves exactly one usage record, whether it succeeds, fails, streams or is cut s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -65,6 +66,9 @@ class Pipeline:
         except GatewayError as exc:
             exchange.status, _ = status_and_type(exc)
             exchange.error_type = type(exc).__name__
+            raise
+        except asyncio.CancelledError:
+            exchange.status, exchange.error_type = 499, "cancelled"
             raise
         except BaseException:
             exchange.status, exchange.error_type = 500, "internal"

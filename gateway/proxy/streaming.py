@@ -9,6 +9,7 @@ cancelled at once instead of running on to the end.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from gateway.ledger.tokens import estimate_stream_usage
 from gateway.providers.base import StreamTap
 from gateway.providers.sse import OpenAIStreamTap
 
+log = logging.getLogger(__name__)
 CLIENT_CLOSED = 499
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -56,6 +58,9 @@ class StreamRelay:
             if pump not in done:
                 self._exchange.status = CLIENT_CLOSED
                 self._exchange.error_type = "client_disconnected"
+            elif (error := pump.exception()) is not None:
+                log.error("stream relay failed", exc_info=error)
+                self._exchange.status, self._exchange.error_type = 500, "internal"
         finally:
             await self._upstream.aclose()
             self._settle()
