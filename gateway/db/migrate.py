@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+from gateway.errors import ConfigError
+
+
+def migrations_dir() -> Path:
+    """The repository's migrations/ (checkout or editable install), else the wheel's copy."""
+    checkout = Path(__file__).resolve().parents[2] / "migrations"
+    if checkout.is_dir():
+        return checkout
+    installed = Path(sys.prefix) / "share" / "gateway" / "migrations"
+    if installed.is_dir():
+        return installed
+    raise ConfigError(f"cannot find the database migrations (looked in {checkout} and {installed})")
 
 
 def alembic_config(database_url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     # ConfigParser interpolation would choke on '%' in passwords.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
