@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -139,7 +140,10 @@ async def test_backend_4xx_is_passed_on(gateway: Gateway, key: str) -> None:
     assert limited.value.response.headers["retry-after"] == "1"
 
 
-async def test_backend_credentials_never_reach_the_client(gateway: Gateway, key: str) -> None:
+async def test_backend_credentials_never_reach_the_client_or_the_log(
+    gateway: Gateway, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     for model in ("upstream-500", "upstream-400", "unreachable", "chat-model"):
         response = await _post(gateway, key, {"model": model, "messages": PROMPT})
         assert "upstream-secret-do-not-leak" not in response.text
@@ -147,6 +151,9 @@ async def test_backend_credentials_never_reach_the_client(gateway: Gateway, key:
         schema = await http.get("/schema/openapi.json")
         models = await http.get("/v1/models", headers={"authorization": f"Bearer {key}"})
     assert "upstream-secret-do-not-leak" not in schema.text + models.text
+    assert caplog.records, "the log was captured"
+    assert "upstream-secret-do-not-leak" not in caplog.text
+    assert "upstream-secret-do-not-leak" not in repr(gateway.runtime.pipeline.catalog)
 
 
 async def test_unknown_routes_and_methods_answer_in_openai_shape(gateway: Gateway) -> None:

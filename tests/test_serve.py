@@ -1,0 +1,108 @@
+"""The real entry points: `gateway serve` as a process, health, readiness, the OpenAPI schema,
+and the promise that the request path asks SQL nothing while keys are cached."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+import httpx
+import openai
+from harness import Gateway, models_yaml
+from sqlalchemy import event
+
+from gateway.testing.fake_upstream import FakeUpstream
+
+
+async def test_health_readiness_and_schema(gateway: Gateway) -> None:
+    async with gateway.http() as http:
+        health = await http.get("/healthz")
+        ready = await http.get("/readyz")
+        schema = await http.get("/schema/openapi.json")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert ready.status_code == 200
+    expected = {"database": "ok"} | ({"redis": "ok"} if gateway.mode == "postgres" else {})
+    assert ready.json()["checks"] == expected
+    assert "/v1/chat/completions" in schema.json()["paths"]
+
+
+async def test_request_path_asks_sql_nothing_while_the_key_is_cached(gateway: Gateway, key: str) -> None:
+    client = gateway.openai(key)
+    await client.chat.completions.create(model="chat-model", messages=[{"role": "user", "content": "warm"}])
+    await gateway.runtime.ledger.flush()
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(gateway.runtime.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(5):
+            await client.chat.completions.create(model="chat-model", messages=[{"role": "user", "content": "hi"}])
+            await client.embeddings.create(model="embed-model", input="hi")
+    finally:
+        event.remove(gateway.runtime.engine.sync_engine, "before_cursor_execute", seen)
+    # The batched writer may flush meanwhile; nothing else may touch SQL.
+    assert [s for s in statements if "usage_records" not in s] == []
+
+
+async def test_gateway_serve_runs_the_readme_command(tmp_path: Path) -> None:
+    async with FakeUpstream() as upstream:
+        (tmp_path / "models.yaml").write_text(models_yaml(upstream.base_url))
+        env = {
+            **os.environ,
+            "GATEWAY_DATA_DIR": str(tmp_path / "data"),
+            "GATEWAY_MODELS_FILE": str(tmp_path / "models.yaml"),
+        }
+        created = await _run(env, "keys", "create", "--name", "serve-test")
+        secret = created.splitlines()[0]
+        port = _free_port()
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "serve", "--port", str(port), env=env, cwd=tmp_path
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            await _wait_until_healthy(base)
+            client = openai.AsyncOpenAI(base_url=base + "/v1", api_key=secret, max_retries=0)
+            reply = await client.chat.completions.create(
+                model="chat-model", messages=[{"role": "user", "content": "hello"}]
+            )
+            assert reply.usage is not None and reply.usage.completion_tokens == 7
+        finally:
+            server.terminate()
+            # uvicorn shuts down gracefully, then re-raises SIGTERM to report how it ended.
+            assert await asyncio.wait_for(server.wait(), 30) in (0, -15)
+    # The usage record was flushed at shutdown.
+    with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
+        assert db.execute("SELECT count(*), max(completion_tokens) FROM usage_records").fetchone() == (1, 7)
+
+
+async def _run(env: dict[str, str], *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", *args, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await process.communicate()
+    assert process.returncode == 0
+    return stdout.decode()
+
+
+async def _wait_until_healthy(base: str) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            try:
+                if (await http.get(base + "/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("gateway serve did not become healthy")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
