@@ -25,7 +25,7 @@ from gateway.web.request_id import add_request_id_header
 def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> Litestar:
     """Build the app. ``transport`` replaces the upstream HTTP transport (the test seam)."""
     settings = settings or Settings.load()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(settings.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+from collections.abc import AsyncIterator
 
+import httpx
 import openai
 from harness import Gateway
 from openai_spec import validate
 
 PROMPT = [{"role": "user", "content": "Say hello"}]
+
+
+@contextlib.asynccontextmanager
+async def _raw_chat_stream(gateway: Gateway, key: str, model: str) -> AsyncIterator[httpx.Response]:
+    """A streamed chat completion over plain HTTP, for tests that look below the SDK."""
+    async with (
+        gateway.http() as http,
+        http.stream(
+            "POST",
+            "/v1/chat/completions",
+            headers={"authorization": f"Bearer {key}"},
+            json={"model": model, "messages": PROMPT, "stream": True},
+        ) as response,
+    ):
+        yield response
 
 
 async def test_plain_chat_completion_is_forwarded_priced_and_recorded(gateway: Gateway, key: str) -> None:
@@ -120,15 +138,7 @@ async def test_stream_chunks_are_relayed_as_they_arrive(gateway: Gateway, key: s
 
 async def test_client_disconnect_cancels_upstream_and_records_usage(gateway: Gateway, key: str) -> None:
     before = gateway.upstream.disconnects
-    async with (
-        gateway.http() as http,
-        http.stream(
-            "POST",
-            "/v1/chat/completions",
-            headers={"authorization": f"Bearer {key}"},
-            json={"model": "slow-stream", "messages": PROMPT, "stream": True},
-        ) as response,
-    ):
+    async with _raw_chat_stream(gateway, key, "slow-stream") as response:
         request_id = response.headers["x-request-id"]
         received = 0
         async for line in response.aiter_lines():
@@ -187,15 +197,7 @@ async def test_many_concurrent_requests_each_get_one_record(gateway: Gateway, ke
 
 
 async def test_sse_wire_format_is_plain_server_sent_events(gateway: Gateway, key: str) -> None:
-    async with (
-        gateway.http() as http,
-        http.stream(
-            "POST",
-            "/v1/chat/completions",
-            headers={"authorization": f"Bearer {key}"},
-            json={"model": "chat-model", "messages": PROMPT, "stream": True},
-        ) as response,
-    ):
+    async with _raw_chat_stream(gateway, key, "chat-model") as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         body = b"".join([part async for part in response.aiter_bytes()])
     events = [e for e in body.split(b"\n\n") if e]

@@ -487,7 +487,7 @@ async def test_stream_error_marker(client: httpx.AsyncClient, fake: FakeUpstream
 
 
 def test_markers_only_match_whole_words() -> None:
-    from gateway.testing.fake_responses import Behaviour, parse_behaviour
+    from gateway.testing.fake_markers import Behaviour, parse_behaviour
 
     assert parse_behaviour("gpt-4o-2024-08-06") == Behaviour()
     assert parse_behaviour("fake-streamerror") == Behaviour(stream_error=True)

@@ -248,15 +248,22 @@ async def test_replay_skips_rows_already_written(engine: AsyncEngine, spill_file
     assert not _spill_left(spill_file)
 
 
-async def test_rows_beyond_max_pending_spill_at_once(engine: AsyncEngine, spill_file: Path) -> None:
-    writer = _writer(engine, spill_file, max_pending=2)
+async def test_rows_beyond_max_pending_spill_to_disk_off_the_request_path(engine: AsyncEngine, spill_file: Path) -> None:
+    writer = _writer(engine, spill_file, max_pending=2, batch_size=100)
+    await writer.start()
     rows = [_row() for _ in range(5)]
     for row in rows:
         writer.record(row)
-    assert _spilled_request_ids(spill_file) == [row["request_id"] for row in rows[2:]]
+    assert not spill_file.exists(), "record() itself never touches the disk"
 
-    await writer.start()  # the next start replays the spill file
+    async def overflow_spilled() -> bool:
+        return spill_file.exists() and _spilled_request_ids(spill_file) == [row["request_id"] for row in rows[2:]]
+
+    await _eventually(overflow_spilled)
     await writer.stop()
+    replayer = _writer(engine, spill_file)
+    await replayer.start()  # the next start replays the spill file
+    await replayer.stop()
     assert sorted(await _rows(engine)) == sorted(row["request_id"] for row in rows)
     assert not _spill_left(spill_file)
 

@@ -2,7 +2,8 @@
 
 Bound on revocation: a key revoked through this process's admin API stops at once (``forget``);
 one revoked elsewhere (the CLI, another replica) stops within ``ttl`` seconds, when its cache
-entry expires. Unknown keys are cached too, so a flood of bad keys cannot flood SQL.
+entry expires. Strings not shaped like our keys are refused without a lookup; well-formed unknown
+keys are cached too (as unknown), so repeating one does not reach SQL again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 
 from gateway.errors import AuthenticationFailed, ServiceUnavailable
 from gateway.keys.model import KeyInfo
-from gateway.keys.secrets import hash_secret
+from gateway.keys.secrets import hash_secret, looks_like_key
 
 Lookup = Callable[[str], Awaitable[KeyInfo | None]]
 
@@ -51,10 +52,12 @@ class Authenticator:
         self._clock = clock
         self._entries: dict[str, tuple[float, KeyInfo | None]] = {}
         self._pending: dict[str, asyncio.Future[KeyInfo | None]] = {}
+        self._generation = 0
 
     async def authenticate(self, headers: Mapping[str, str]) -> KeyInfo:
         secret = presented_key(headers)
-        info = await self._cached(hash_secret(secret))
+        # Anything not shaped like one of our keys is refused without a lookup or a cache slot.
+        info = await self._cached(hash_secret(secret)) if looks_like_key(secret) else None
         if info is None:
             raise AuthenticationFailed(f"Incorrect API key provided: {_masked(secret)}.")
         if info.revoked_at is not None:
@@ -68,31 +71,43 @@ class Authenticator:
 
     def forget(self, key_id: uuid.UUID) -> None:
         """Drop a key from the cache now (after a revocation through this process)."""
+        self._generation += 1  # a lookup already in flight must not store what it read before this
         for digest, (_, info) in list(self._entries.items()):
             if info is not None and info.id == key_id:
                 del self._entries[digest]
 
     async def _cached(self, digest: str) -> KeyInfo | None:
-        entry = self._entries.get(digest)
-        if entry is not None and entry[0] > self._clock():
-            return entry[1]
-        pending = self._pending.get(digest)
-        if pending is not None:  # another request is already asking SQL for this key
-            return await asyncio.shield(pending)
+        while True:
+            entry = self._entries.get(digest)
+            if entry is not None and entry[0] > self._clock():
+                return entry[1]
+            pending = self._pending.get(digest)
+            if pending is None:
+                return await self._lookup_once(digest)
+            try:  # another request is already asking SQL for this key
+                return await asyncio.shield(pending)
+            except _LeaderCancelled:
+                continue  # its request went away; ask again, perhaps as the leader
+
+    async def _lookup_once(self, digest: str) -> KeyInfo | None:
         future: asyncio.Future[KeyInfo | None] = asyncio.get_running_loop().create_future()
         self._pending[digest] = future
+        generation = self._generation
         try:
             info = await self._lookup(digest)
-        except BaseException as exc:  # waiters must never hang, even if this task is cancelled
-            future.set_exception(ServiceUnavailable("The key store is unavailable; try again shortly."))
-            future.exception()  # marks it retrieved when nobody else is waiting
-            if isinstance(exc, Exception):
-                raise future.exception() from exc  # type: ignore[misc]
+        except asyncio.CancelledError:
+            future.set_exception(_LeaderCancelled())
+            future.exception()  # marks it retrieved when nobody is waiting
             raise
+        except Exception as exc:
+            future.set_exception(ServiceUnavailable("The key store is unavailable; try again shortly."))
+            future.exception()
+            raise ServiceUnavailable("The key store is unavailable; try again shortly.") from exc
         finally:
             self._pending.pop(digest, None)
         future.set_result(info)
-        self._store(digest, info)
+        if generation == self._generation:
+            self._store(digest, info)
         return info
 
     def _store(self, digest: str, info: KeyInfo | None) -> None:
@@ -101,6 +116,10 @@ class Authenticator:
             self._entries.pop(next(iter(self._entries)))
         self._entries.pop(digest, None)
         self._entries[digest] = (self._clock() + self._ttl, info)
+
+
+class _LeaderCancelled(Exception):
+    """The request doing a shared lookup was cancelled; its waiters should look up again."""
 
 
 def _masked(secret: str) -> str:

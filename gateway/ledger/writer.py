@@ -4,8 +4,9 @@
 ``batch_size`` rows or its oldest row has waited ``flush_interval``. Inserts ignore request ids
 already present, so a retried batch never writes a row twice. Rows that cannot be written (SQL
 down at shutdown, or more than ``max_pending`` waiting) spill to a JSON-lines file that the next
-start replays, so nothing is lost. A row the database refuses while it accepts others is set
-aside in ``usage-rejected.jsonl`` with the error, so one bad row cannot stall the ledger.
+start replays, so nothing is lost. A row the database refuses as data (a constraint or a value it
+cannot store) is set aside in ``usage-rejected.jsonl`` with the error, so one bad row cannot
+stall the ledger; any other failure counts as an outage and the rows wait for SQL to return.
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db.models import UsageRecord
 from gateway.ledger.spill import SpillFile
 
 log = logging.getLogger(__name__)
-_RETRIES_BEFORE_REJECTING = 5
 _TABLE: Table = UsageRecord.__table__  # type: ignore[assignment]
+_RETRY_AFTER_SECONDS = 1.0
+_STOP_FLUSH_SECONDS = 10.0
 
 
 class UsageWriter:
@@ -42,41 +45,51 @@ class UsageWriter:
         self._engine = engine
         self._batch_size = max(1, batch_size)
         self._interval = flush_interval
-        self._max_pending = max_pending
+        self._max_pending = max(1, max_pending)
         self._spill = SpillFile(spill_file)
         self._rejected = SpillFile(spill_file.with_name("usage-rejected.jsonl"))
         self._pending: deque[dict[str, Any]] = deque()
+        self._overflow: list[dict[str, Any]] = []  # beyond max_pending: to disk, off the request path
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()  # flush() must also wait for a batch already in flight
-        self._stopping = False
-        self._refusals = 0
+        self._stopped = False
         self.written = 0
 
     def record(self, row: dict[str, Any]) -> None:
-        if len(self._pending) >= self._max_pending:
-            self._spill.append([row])
+        if self._stopped:
+            self._spill.append([row])  # a straggler after shutdown still lands on disk
             return
-        self._pending.append(row)
+        if len(self._pending) >= self._max_pending:
+            self._overflow.append(row)
+            self._full.set()  # wake the writer now to move the overflow to disk
+        else:
+            self._pending.append(row)
         self._wakeup.set()
         if len(self._pending) >= self._batch_size:
             self._full.set()
 
     async def start(self) -> None:
-        await self._replay_spill()
+        await self._spill.replay(self._write, self._batch_size)
         self._task = asyncio.create_task(self._run(), name="usage-writer")
 
     async def stop(self) -> None:
-        """Flush everything still pending; spill what SQL will not take."""
-        self._stopping = True
-        self._wakeup.set()
-        self._full.set()
+        """Flush what is pending, within a bound; spill what SQL will not take in time."""
+        self._stopped = True
         if self._task is not None:
-            await self._task
-        if self._pending:
-            self._spill.append(list(self._pending))
-            self._pending.clear()
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            async with asyncio.timeout(_STOP_FLUSH_SECONDS):
+                await self.flush()
+        except Exception:
+            log.warning("usage flush at shutdown did not finish; spilling to %s", self._spill.path)
+        finally:
+            self._spill_overflow()
+            if self._pending:
+                self._spill.append(list(self._pending))
+                self._pending.clear()
 
     async def flush(self) -> None:
         """Write what is pending now, after any batch in flight (tests and shutdown)."""
@@ -86,16 +99,29 @@ class UsageWriter:
                     return
 
     async def _run(self) -> None:
-        while not self._stopping:
-            await self._wakeup.wait()
-            if not self._stopping:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._interval)
-            async with self._writing:
-                written = await self._write_next()
-            if not written:
-                await asyncio.sleep(1.0)  # SQL is failing: back off before the next try
-        await self.flush()
+        while True:
+            try:
+                await self._cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the writer must outlive any one failure
+                log.exception("usage writer cycle failed")
+                await asyncio.sleep(_RETRY_AFTER_SECONDS)
+
+    async def _cycle(self) -> None:
+        await self._wakeup.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._full.wait(), self._interval)
+        self._spill_overflow()
+        async with self._writing:
+            written = await self._write_next()
+        if not written:
+            await asyncio.sleep(_RETRY_AFTER_SECONDS)  # SQL is failing: back off before the next try
+
+    def _spill_overflow(self) -> None:
+        if self._overflow:
+            rows, self._overflow = self._overflow, []
+            self._spill.append(rows)
 
     async def _write_next(self) -> bool:
         """Write one batch; on failure put it back in front, in order."""
@@ -110,7 +136,7 @@ class UsageWriter:
 
     def _take(self) -> list[dict[str, Any]]:
         batch = [self._pending.popleft() for _ in range(min(self._batch_size, len(self._pending)))]
-        if not self._pending:
+        if not self._pending and not self._overflow:
             self._wakeup.clear()
         if len(self._pending) < self._batch_size:
             self._full.clear()
@@ -120,46 +146,34 @@ class UsageWriter:
         """Insert rows; False means SQL cannot take them now and they should be kept for later."""
         try:
             await self._insert_rows(rows)
-        except Exception:
-            if not await self._reachable():
-                log.warning("usage batch of %d rows not written: database unavailable; will retry", len(rows))
-                return False
+        except (IntegrityError, DataError):
             return await self._write_one_by_one(rows)
+        except Exception as exc:
+            log.warning("usage batch of %d rows not written (%s); will retry", len(rows), type(exc).__name__)
+            return False
         self.written += len(rows)
         return True
 
-    async def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(self._insert(conn.dialect.name), rows)
-
     async def _write_one_by_one(self, rows: list[dict[str, Any]]) -> bool:
-        """SQL is up but refused the batch. Rows it refuses while it takes others are poison: set
-        them aside with their error so they never block the ledger. If it takes none, the fault
-        is likely the schema (not migrated yet): retry a few times before setting them aside."""
+        """The batch held a row the database refuses as data: keep the good ones, set that one aside."""
         refused: list[dict[str, Any]] = []
         for row in rows:
             try:
                 await self._insert_rows([row])
+            except (IntegrityError, DataError) as exc:
+                refused.append({**row, "rejected_because": str(exc.orig or exc)[:500]})
+            except Exception:
+                return False  # an outage after all: retry the batch; written rows will be skipped
+            else:
                 self.written += 1
-            except Exception as exc:
-                refused.append({**row, "rejected_because": str(exc)[:500]})
-        if len(refused) == len(rows) and self._refusals < _RETRIES_BEFORE_REJECTING:
-            self._refusals += 1
-            log.warning("database refused all %d usage rows; will retry", len(rows))
-            return False
-        self._refusals = 0
         if refused:
             log.error("%d usage rows refused by the database, kept in %s", len(refused), self._rejected.path)
             self._rejected.append(refused)
         return True
 
-    async def _reachable(self) -> bool:
-        try:
-            async with self._engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return True
+    async def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(self._insert(conn.dialect.name), rows)
 
     @staticmethod
     def _insert(dialect: str) -> Any:
@@ -168,6 +182,3 @@ class UsageWriter:
         if dialect == "sqlite":
             return sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["request_id"])
         return _TABLE.insert()
-
-    async def _replay_spill(self) -> None:
-        await self._spill.replay(self._write, self._batch_size)

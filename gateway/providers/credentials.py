@@ -10,18 +10,23 @@ import logging
 import os
 
 from gateway.catalog.config import BackendConfig
+from gateway.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 def resolve_api_key(spec: BackendConfig) -> str | None:
     if spec.api_key_env:
-        key = os.environ.get(spec.api_key_env)
+        key = (os.environ.get(spec.api_key_env) or "").strip()  # secrets mounted from files end in \n
         if not key:
             # Not fatal: the other backends still serve. Requests to this one will fail with 502.
             log.warning("backend %r: environment variable %s is not set", spec.name, spec.api_key_env)
-        return key or None
-    return spec.api_key
+    else:
+        key = (spec.api_key or "").strip()
+    if key and not (key.isascii() and key.isprintable()):
+        where = spec.api_key_env or f"backends.{spec.name}.api_key"
+        raise ConfigError(f"backend {spec.name!r}: the credential in {where} has characters a header cannot carry")
+    return key or None
 
 
 def backend_headers(spec: BackendConfig) -> dict[str, str]:

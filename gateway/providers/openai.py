@@ -49,8 +49,10 @@ class OpenAIAdapter:
         message, type_, param, code = _error_fields(body)
         if status in (401, 403):
             # The backend refused *our* credential: the gateway's configuration, not the client's key.
+            # Its message is not passed on: backends quote (part of) the key they were given.
             return UpstreamError(
-                f"Backend '{route.backend.name}' rejected the gateway's credentials ({status}): {message}",
+                f"Backend '{route.backend.name}' rejected the gateway's credentials ({status}); "
+                "check the backend's api_key_env.",
                 code="backend_auth_failed",
             )
         if status >= 500 or status < 400:

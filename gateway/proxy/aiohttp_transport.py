@@ -86,6 +86,9 @@ class _Body(httpx.AsyncByteStream):
             raise httpx.ReadTimeout(str(exc) or "timed out", request=self._request) from exc
         except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=self._request) from exc
+        finally:
+            if not self._response.content.at_eof():
+                self._response.close()  # failed or abandoned mid-body: never back to the pool
 
     async def aclose(self) -> None:
         if self._response.content.at_eof():

@@ -94,7 +94,10 @@ class Pipeline:
             response = await self._upstream.send(
                 upstream.url, upstream.headers, upstream.body, route.backend.timeout_seconds
             )
-            body = await response.aread()
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()  # a failed read must still give the connection back
         if response.status_code >= 300:
             raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
         return body
@@ -134,3 +137,5 @@ def _upstream_failures(route: ModelRoute) -> Iterator[None]:
         raise UpstreamTimeout(f"Backend '{route.backend.name}' did not answer in time.") from None
     except httpx.HTTPError as exc:
         raise UpstreamError(f"Backend '{route.backend.name}' could not be reached: {type(exc).__name__}.") from None
+    except (ValueError, UnicodeError) as exc:  # e.g. a header value the HTTP client refuses to send
+        raise UpstreamError(f"Backend '{route.backend.name}' could not be called: {type(exc).__name__}.") from None

@@ -171,19 +171,28 @@ def summary_ms(values: list[float]) -> dict[str, float | None]:
     return {"p50_ms": pick(50), "p90_ms": pick(90), "p99_ms": pick(99), "max_ms": pick(100)}
 
 
-async def _timed_request(pool: Pool, due: float, samples: Samples) -> None:
-    issued = time.perf_counter()
-    samples.lag.append(issued - due)
+async def _exchange_ok(pool: Pool, errors: Counter[str]) -> tuple[Response, float] | None:
+    """One request under the timeout: its 200 response and the time it ended, or None with the
+    failure (exception name or `HTTP <status>`) counted in `errors`."""
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
             response = await pool.exchange()
     except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-        samples.errors[type(exc).__name__] += 1
-        return
-    if response.status == 200:
-        samples.latency.append(time.perf_counter() - issued)
-    else:
-        samples.errors[f"HTTP {response.status}"] += 1
+        errors[type(exc).__name__] += 1
+        return None
+    end = time.perf_counter()
+    if response.status != 200:
+        errors[f"HTTP {response.status}"] += 1
+        return None
+    return response, end
+
+
+async def _timed_request(pool: Pool, due: float, samples: Samples) -> None:
+    issued = time.perf_counter()
+    samples.lag.append(issued - due)
+    done = await _exchange_ok(pool, samples.errors)
+    if done is not None:
+        samples.latency.append(done[1] - issued)
 
 
 async def open_loop(pool: Pool, rate: float, duration: float) -> Samples:
@@ -243,16 +252,10 @@ class StreamSamples:
 async def _stream_worker(pool: Pool, count: int, samples: StreamSamples) -> None:
     for _ in range(count):
         start = time.perf_counter()
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
-                response = await pool.exchange()
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-            samples.errors[type(exc).__name__] += 1
+        done = await _exchange_ok(pool, samples.errors)
+        if done is None:
             continue
-        end = time.perf_counter()
-        if response.status != 200:
-            samples.errors[f"HTTP {response.status}"] += 1
-            continue
+        response, end = done
         samples.ttfb.append(response.first_byte - start)
         samples.total.append(end - start)
 
