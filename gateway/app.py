@@ -11,6 +11,7 @@ import httpx
 from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.admin.controller import AdminKeysController
 from gateway.errors import GatewayError
@@ -18,7 +19,12 @@ from gateway.health.controller import HealthController
 from gateway.proxy.controller import OpenAIController
 from gateway.runtime import open_runtime
 from gateway.settings import Settings
-from gateway.web.errors import handle_gateway_error, handle_http_exception, handle_unexpected
+from gateway.web.errors import (
+    handle_database_error,
+    handle_gateway_error,
+    handle_http_exception,
+    handle_unexpected,
+)
 from gateway.web.request_id import add_request_id_header
 
 
@@ -44,6 +50,7 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
         exception_handlers={
             GatewayError: handle_gateway_error,
             HTTPException: handle_http_exception,
+            SQLAlchemyError: handle_database_error,
             Exception: handle_unexpected,
         },
         before_send=[add_request_id_header],

@@ -102,7 +102,7 @@ def _settings_reference(_args: argparse.Namespace) -> None:
 
 
 def _keys_create(args: argparse.Namespace) -> None:
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models is not None else None
     expires = parse_expiry(args.expires) if args.expires else None
 
     async def run() -> None:
@@ -148,7 +148,10 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
     duration = re.fullmatch(r"(\d+)([dhm])", text.strip())
     if duration:
         amount, unit = int(duration.group(1)), duration.group(2)
-        return now + timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+        try:
+            return now + timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+        except OverflowError:
+            raise GatewayError(f"--expires: {text!r} is too far in the future") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

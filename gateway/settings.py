@@ -20,6 +20,20 @@ from gateway.errors import ConfigError
 from gateway.yaml_file import read_yaml
 
 ENV_PREFIX = "GATEWAY_"
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_POSITIVE = (
+    "port",
+    "workers",
+    "key_cache_size",
+    "max_body_bytes",
+    "upstream_connect_timeout_seconds",
+    "upstream_timeout_seconds",
+    "upstream_max_connections",
+    "usage_batch_size",
+    "usage_flush_interval_ms",
+    "usage_queue_size",
+    "shutdown_timeout_seconds",
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,6 +88,15 @@ class Settings:
     usage still in memory is flushed; keep it below the orchestrator's grace period."""
     log_level: str = "WARNING"
     """Python log level. Requests are never logged at INFO or above on success."""
+
+    def __post_init__(self) -> None:
+        choices = {"upstream_transport": ("aiohttp", "httpx"), "log_level": _LOG_LEVELS}
+        for name, allowed in choices.items():
+            if str(getattr(self, name)).upper() not in {a.upper() for a in allowed}:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}: expected one of {', '.join(allowed)}")
+        for name in _POSITIVE:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}: must be greater than 0")
 
     @property
     def embedded(self) -> bool:

@@ -69,6 +69,12 @@ models:
   broken-stream:
     backend: fake
     upstream_model: fake-streamerror
+  no-done-stream:
+    backend: fake
+    upstream_model: fake-nodone
+  not-a-stream:
+    backend: fake
+    upstream_model: fake-notsse
   upstream-500:
     backend: fake
     upstream_model: fake-error-500

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -378,3 +379,18 @@ async def test_unset_key_variable_sends_no_authorization(
     spec["backends"]["upstream"]["api_key_env"] = "GATEWAY_TEST_UNSET_KEY"
     route = (await sync_catalog(sessions, _config(spec))).resolve("chat")
     assert route.backend.headers == {}
+
+
+def test_params_must_be_plain_json() -> None:
+    spec = _spec()
+    spec["models"]["chat"]["params"] = {"stop": datetime.date(2024, 1, 1)}
+    assert "models.chat.params" in _error(spec) and "plain JSON" in _error(spec)
+
+
+def test_a_malformed_api_key_is_never_echoed() -> None:
+    spec = _spec()
+    backend = next(iter(spec["backends"].values()))
+    backend.pop("api_key_env", None)
+    backend["api_key"] = 123456789987654321
+    message = _error(spec)
+    assert ".api_key" in message and "123456789987654321" not in message

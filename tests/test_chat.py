@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import openai
+import pytest
 from harness import Gateway
 from openai_spec import validate
 
@@ -203,3 +204,20 @@ async def test_sse_wire_format_is_plain_server_sent_events(gateway: Gateway, key
     events = [e for e in body.split(b"\n\n") if e]
     assert all(e.startswith(b"data: ") for e in events)
     assert events[-1] == b"data: [DONE]"
+
+
+async def test_stream_ending_without_done_is_recorded_as_incomplete(gateway: Gateway, key: str) -> None:
+    async with gateway.openai(key).chat.completions.with_streaming_response.create(
+        model="no-done-stream", messages=PROMPT, stream=True
+    ) as response:
+        request_id = response.headers["x-request-id"]
+        chunks = [chunk async for chunk in await response.parse()]
+    assert chunks, "what the backend sent still reaches the client"
+    row = await gateway.usage(request_id)
+    assert (row.status_code, row.error_type) == (502, "incomplete_stream")
+
+
+async def test_stream_request_answered_without_a_stream_is_502(gateway: Gateway, key: str) -> None:
+    with pytest.raises(openai.InternalServerError) as caught:
+        await gateway.openai(key).chat.completions.create(model="not-a-stream", messages=PROMPT, stream=True)
+    assert caught.value.status_code == 502 and "without a stream" in caught.value.message

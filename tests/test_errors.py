@@ -109,6 +109,8 @@ async def test_body_over_the_limit_is_413(gateway: Gateway, key: str) -> None:
     big = b'{"model": "chat-model", "messages": [{"role": "user", "content": "' + b"x" * limit + b'"}]}'
     response = await _post(gateway, key, big)
     assert response.status_code == 413 and _error_of(response)["code"] == "request_too_large"
+    row = await gateway.usage(response.headers["x-request-id"])
+    assert (row.status_code, row.error_type) == (413, "RequestTooLarge")
 
 
 async def test_backend_failure_is_502(gateway: Gateway, key: str) -> None:

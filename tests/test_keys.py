@@ -104,3 +104,31 @@ def test_cli_migrate_and_settings_reference(tmp_path: Path) -> None:
     assert migrated.returncode == 0, migrated.stderr
     reference = _cli(env, "settings")
     assert "GATEWAY_DATABASE_URL" in reference.stdout and "GATEWAY_KEY_CACHE_TTL_SECONDS" in reference.stdout
+
+
+async def test_admin_api_handles_racing_creates_and_bad_text(gateway: Gateway) -> None:
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    async with gateway.http() as http:
+        racing = await asyncio.gather(
+            *[http.post("/admin/keys", headers=admin, json={"name": f"r{i}", "team": "new-team"}) for i in range(8)]
+        )
+        assert [r.status_code for r in racing] == [201] * 8
+        assert len({r.json()["info"]["team_id"] for r in racing}) == 1
+        for body in (
+            {"name": "x" * 201},
+            {"name": "nul\x00"},
+            {"name": "x", "team": "t" * 300},
+            {"name": "x", "models": []},
+        ):
+            response = await http.post("/admin/keys", headers=admin, json=body)
+            assert response.status_code == 400, (body, response.text)
+        revoke_nul = await http.post("/admin/keys/a%00b/revoke", headers=admin)
+        assert revoke_nul.status_code == 404
+
+
+def test_cli_refuses_an_empty_models_list(tmp_path: Path) -> None:
+    env = {**os.environ, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+    created = _cli(env, "keys", "create", "--name", "x", "--models", "")
+    assert created.returncode == 2 and "models" in created.stderr
+    too_far = _cli(env, "keys", "create", "--name", "x", "--expires", "99999999d")
+    assert too_far.returncode == 2 and "--expires" in too_far.stderr

@@ -236,3 +236,18 @@ def test_field_docs_describe_every_field() -> None:
     assert [variable for variable, _, _ in docs] == [f"GATEWAY_{f.name.upper()}" for f in fields]
     assert [default for _, default, _ in docs] == [repr(f.default) for f in fields]
     assert all(description.strip() for _, _, description in docs)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("GATEWAY_LOG_LEVEL", "verbose", "expected one of"),
+        ("GATEWAY_UPSTREAM_TRANSPORT", "curl", "expected one of"),
+        ("GATEWAY_USAGE_QUEUE_SIZE", "0", "greater than 0"),
+        ("GATEWAY_MAX_BODY_BYTES", "-1", "greater than 0"),
+    ],
+)
+def test_values_out_of_range_are_refused_by_name(variable: str, value: str, complaint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={variable: value})
+    assert variable in str(caught.value) and complaint in str(caught.value)

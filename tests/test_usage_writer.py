@@ -248,7 +248,9 @@ async def test_replay_skips_rows_already_written(engine: AsyncEngine, spill_file
     assert not _spill_left(spill_file)
 
 
-async def test_rows_beyond_max_pending_spill_to_disk_off_the_request_path(engine: AsyncEngine, spill_file: Path) -> None:
+async def test_rows_beyond_max_pending_spill_to_disk_off_the_request_path(
+    engine: AsyncEngine, spill_file: Path
+) -> None:
     writer = _writer(engine, spill_file, max_pending=2, batch_size=100)
     await writer.start()
     rows = [_row() for _ in range(5)]

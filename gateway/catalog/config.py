@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,9 +101,17 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
         kind=kind,
         base_url=base_url.rstrip("/"),
         api_key_env=api_key_env,
-        api_key=fields.optional_string(spec, where, "api_key"),
+        api_key=_api_key(fields, spec, where),
         timeout_seconds=float(timeout) if timeout is not None else None,
     )
+
+
+def _api_key(fields: _Fields, spec: dict[str, Any], where: str) -> str | None:
+    value = spec.get("api_key")
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        # Never echo the value: it is a secret, and error messages end up in logs.
+        fields.fail(f"{where}.api_key", "expected a non-empty string (quote it in YAML); value not shown")
+    return value
 
 
 def _model(fields: _Fields, name: str, spec: Any, backends: dict[str, BackendConfig]) -> ModelConfig:
@@ -116,6 +125,10 @@ def _model(fields: _Fields, name: str, spec: Any, backends: dict[str, BackendCon
     params = fields.mapping(spec.get("params", {}), f"{where}.params")
     if "model" in params or "stream" in params:
         fields.fail(f"{where}.params", "'model' and 'stream' cannot be defaulted")
+    try:
+        json.dumps(params, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        fields.fail(f"{where}.params", f"values must be plain JSON (quote dates and the like): {exc}")
     prices = fields.mapping(spec.get("prices", {}), f"{where}.prices")
     fields.no_extra(prices, f"{where}.prices", {"input", "cached_input", "output"})
     amounts = {}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.db.models import ApiKey, Organization, Team, utcnow
@@ -16,6 +17,7 @@ from gateway.keys.model import KeyInfo
 from gateway.keys.secrets import hash_secret, new_secret, visible_prefix
 
 DEFAULT_ORG = "default"
+_Named = TypeVar("_Named", Organization, Team)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,12 @@ class KeyService:
     ) -> NewKey:
         if not name.strip():
             raise InvalidRequest("A key needs a non-empty name.", param="name")
+        for field, value in (("name", name), ("owner", owner), ("team", team), ("org", org)):
+            _check_text(field, value)
+        if models is not None and not models:
+            raise InvalidRequest("'models' is empty: leave it out to allow every model.", param="models")
+        for model in models or []:
+            _check_text("models", model)
         if expires_at is not None and expires_at.tzinfo is None:
             raise InvalidRequest("expires_at needs a time zone.", param="expires_at")
         secret = new_secret()
@@ -97,7 +105,15 @@ class KeyService:
             return key_info(row) if row is not None else None
 
 
+def _check_text(field: str, value: str | None) -> None:
+    """What every database stores as given: at most 200 characters, no NUL."""
+    if value is not None and (len(value) > 200 or "\x00" in value):
+        raise InvalidRequest(f"'{field}' must be at most 200 characters, without NUL.", param=field)
+
+
 async def _find(session: AsyncSession, key: str) -> ApiKey:
+    if len(key) > 64 or "\x00" in key:
+        raise NotFound(f"No key with id or prefix {key[:64]!r}.")
     try:
         row = await session.get(ApiKey, uuid.UUID(key))
     except ValueError:
@@ -113,16 +129,27 @@ async def _find(session: AsyncSession, key: str) -> ApiKey:
 async def _get_or_create_org(session: AsyncSession, name: str) -> Organization:
     org = await session.scalar(select(Organization).where(Organization.name == name))
     if org is None:
-        org = Organization(name=name)
-        session.add(org)
-        await session.flush()
+        org = await _insert_racing(session, Organization(name=name))
+        org = org or await session.scalar(select(Organization).where(Organization.name == name))
+    assert org is not None
     return org
 
 
 async def _get_or_create_team(session: AsyncSession, org: Organization, name: str) -> Team:
-    team = await session.scalar(select(Team).where(Team.org_id == org.id, Team.name == name))
+    query = select(Team).where(Team.org_id == org.id, Team.name == name)
+    team = await session.scalar(query)
     if team is None:
-        team = Team(org_id=org.id, name=name)
-        session.add(team)
-        await session.flush()
+        team = await _insert_racing(session, Team(org_id=org.id, name=name)) or await session.scalar(query)
+    assert team is not None
     return team
+
+
+async def _insert_racing(session: AsyncSession, row: _Named) -> _Named | None:
+    """Insert in a savepoint; None when a concurrent request inserted the same name first."""
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        return None
+    return row

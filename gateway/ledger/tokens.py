@@ -23,6 +23,10 @@ def _encoding() -> Any:
     return bpe_openai.get_encoding("o200k_base")
 
 
+def warm_tokenizer() -> None:
+    _encoding()
+
+
 def count_text(text: str) -> int:
     return len(_encoding().encode_ordinary(text)) if text else 0
 

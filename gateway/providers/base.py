@@ -22,6 +22,8 @@ class StreamTap(Protocol):
     """Reads a backend's stream as it passes and says what to forward to the client."""
 
     usage: Usage | None
+    finished: bool
+    """The stream's own end marker (OpenAI's ``[DONE]``) went by."""
 
     def feed(self, data: bytes) -> bytes: ...
 

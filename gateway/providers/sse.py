@@ -14,6 +14,7 @@ from gateway.ledger.exchange import Usage
 
 _decoder = msgspec.json.Decoder()
 _EVENT_END = b"\n\n"
+_MAX_PARTIAL = 1 << 20  # an event larger than this is forwarded unparsed
 
 
 class OpenAIStreamTap:
@@ -21,6 +22,7 @@ class OpenAIStreamTap:
         self._strip = strip_usage_chunk
         self._partial = b""
         self.usage: Usage | None = None
+        self.finished = False
         self.forwarded = bytearray()
 
     def feed(self, data: bytes) -> bytes:
@@ -29,10 +31,14 @@ class OpenAIStreamTap:
             buffer = buffer.replace(b"\r\n", b"\n")
         end = buffer.rfind(_EVENT_END)
         if end < 0:
-            self._partial = buffer
-            return b""
+            if len(buffer) <= _MAX_PARTIAL:
+                self._partial = buffer
+                return b""
+            end = len(buffer) - 2  # not SSE as we know it: pass it on rather than hoard it
         complete, self._partial = buffer[: end + 2], buffer[end + 2 :]
         out = self._filter(complete) if b'"usage"' in complete else complete
+        if b"[DONE]" in complete:
+            self.finished = True
         self.forwarded += out
         return out
 
@@ -40,6 +46,7 @@ class OpenAIStreamTap:
         rest, self._partial = self._partial, b""
         if rest.strip():
             rest = self._filter(rest + _EVENT_END)
+            self.finished = self.finished or b"[DONE]" in rest
         self.forwarded += rest
         return rest
 

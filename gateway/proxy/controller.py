@@ -7,10 +7,11 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
-from gateway.errors import ModelNotFound
+from gateway.errors import ModelNotFound, RequestTooLarge
 from gateway.proxy.body import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from gateway.proxy.pipeline import Pipeline
 from gateway.web.request_id import request_id
@@ -21,8 +22,16 @@ AnyRequest = Request[Any, Any, State]
 
 async def _handle(request: AnyRequest, endpoint: Endpoint) -> ASGIApp:
     pipeline: Pipeline = request.app.state.pipeline
-    raw = await request.body()
-    return await pipeline.handle(request_id(request.scope), endpoint, request.headers, raw)
+
+    async def read_body() -> bytes:
+        try:
+            return await request.body()
+        except HTTPException as exc:  # Litestar enforces the size limit while reading
+            if exc.status_code == 413:
+                raise RequestTooLarge("The request body is larger than this gateway accepts.") from None
+            raise
+
+    return await pipeline.handle(request_id(request.scope), endpoint, request.headers, read_body)
 
 
 class OpenAIController(Controller):

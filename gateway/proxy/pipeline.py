@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -45,12 +45,14 @@ class Pipeline:
         self._adapters = adapters
         self._ledger = ledger
 
-    async def handle(self, request_id: str, endpoint: Endpoint, headers: Mapping[str, str], raw: bytes) -> ASGIApp:
+    async def handle(
+        self, request_id: str, endpoint: Endpoint, headers: Mapping[str, str], read_body: Callable[[], Awaitable[bytes]]
+    ) -> ASGIApp:
         exchange = Exchange(request_id=request_id, endpoint=endpoint.name)
         handed_to_stream = False
         try:
             exchange.key = await self._auth.authenticate(headers)
-            payload = parse_body(raw, endpoint)
+            payload = parse_body(await read_body(), endpoint)
             exchange.model = payload["model"]
             route = exchange.route = self.route(payload["model"], exchange.key)
             # Quota admission (reserve an estimate) goes here; settlement at record time.
@@ -117,13 +119,16 @@ class Pipeline:
             response = await self._upstream.send(
                 upstream.url, upstream.headers, upstream.body, route.backend.timeout_seconds
             )
-        if response.status_code >= 300:
+        streaming = response.headers.get("content-type", "").startswith("text/event-stream")
+        if response.status_code >= 300 or not streaming:
             try:
                 body = await response.aread()
             except httpx.HTTPError:
                 body = b""
             finally:
                 await response.aclose()
+            if response.status_code < 300:
+                raise UpstreamError(f"Backend '{route.backend.name}' answered a stream request without a stream.")
             raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
         return StreamRelay(exchange, response, adapter.stream(endpoint, payload), payload, self.record)
 

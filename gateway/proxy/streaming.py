@@ -47,26 +47,31 @@ class StreamRelay:
         self._record = record
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tasks: list[asyncio.Future[None]] = []
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
             pump = asyncio.ensure_future(self._pump(send))
-            watch = asyncio.ensure_future(_wait_for_disconnect(receive))
-            done, pending = await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            tasks = [pump, asyncio.ensure_future(_wait_for_disconnect(receive))]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if pump not in done:
                 self._exchange.status = CLIENT_CLOSED
                 self._exchange.error_type = "client_disconnected"
             elif (error := pump.exception()) is not None:
                 log.error("stream relay failed", exc_info=error)
                 self._exchange.status, self._exchange.error_type = 500, "internal"
+        except asyncio.CancelledError:  # the server is shutting down under us
+            self._exchange.status, self._exchange.error_type = CLIENT_CLOSED, "cancelled"
+            raise
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._upstream.aclose()
             self._settle()
 
     async def _pump(self, send: Send) -> None:
         exchange = self._exchange
+        name = exchange.route.backend.name if exchange.route else "backend"
         try:
             async for data in self._upstream.aiter_bytes():
                 out = self._tap.feed(data)
@@ -74,11 +79,16 @@ class StreamRelay:
                     exchange.mark_first_byte()
                     await send({"type": "http.response.body", "body": out, "more_body": True})
             tail = self._tap.close()
+            if not self._tap.finished:
+                # Ended cleanly but without [DONE]: the client may not notice, the ledger should.
+                exchange.status, exchange.error_type = 502, "incomplete_stream"
+        except httpx.TimeoutException:
+            # Headers are gone already: report in-band, as OpenAI does.
+            exchange.status, exchange.error_type = 504, "UpstreamTimeout"
+            tail = _error_event(f"Backend '{name}' sent nothing more within its timeout.", "upstream_timeout")
         except httpx.HTTPError as exc:
-            # Headers are gone already: report in-band, as OpenAI does, and record a 502.
             exchange.status, exchange.error_type = 502, "UpstreamError"
-            name = exchange.route.backend.name if exchange.route else "backend"
-            tail = _error_event(f"Backend '{name}' broke off the stream: {type(exc).__name__}.")
+            tail = _error_event(f"Backend '{name}' broke off the stream: {type(exc).__name__}.", "upstream_error")
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     def _settle(self) -> None:
@@ -95,6 +105,6 @@ async def _wait_for_disconnect(receive: Receive) -> None:
         pass
 
 
-def _error_event(message: str) -> bytes:
-    error = {"error": {"message": message, "type": "api_error", "param": None, "code": "upstream_error"}}
+def _error_event(message: str, code: str) -> bytes:
+    error = {"error": {"message": message, "type": "api_error", "param": None, "code": code}}
     return b"data: " + msgspec.json.encode(error) + b"\n\n"

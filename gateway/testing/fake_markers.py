@@ -2,7 +2,8 @@
 
 `slow-<ms>` delays the response headers, `chunkdelay-<ms>` spaces stream events, `error-<status>`
 answers that error (400-599 only), `hang` never answers, `tokens-<p>-<c>` fixes the usage exactly
-and `streamerror` cuts a stream off after a few events. Matching ignores case, and a marker must
+`streamerror` cuts a stream off after a few events, `nodone` ends a stream cleanly but without
+`[DONE]`, and `notsse` answers a stream request with a plain JSON body. Matching ignores case, and a marker must
 start at a word boundary: e.g. "streamerror" is not read as "error-...".
 """
 
@@ -18,6 +19,8 @@ _NUMBER_MARKER = re.compile(r"(?<![a-z0-9])(slow|chunkdelay|error)-(\d+)(?!\d)")
 _TOKENS_MARKER = re.compile(r"(?<![a-z0-9])tokens-(\d+)-(\d+)(?!\d)")
 _HANG_MARKER = re.compile(r"(?<![a-z0-9])hang(?![a-z0-9])")
 _STREAM_ERROR_MARKER = re.compile(r"(?<![a-z0-9])streamerror(?![a-z0-9])")
+_NO_DONE_MARKER = re.compile(r"(?<![a-z0-9])nodone(?![a-z0-9])")
+_NOT_SSE_MARKER = re.compile(r"(?<![a-z0-9])notsse(?![a-z0-9])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,8 @@ class Behaviour:
     hang: bool = False
     tokens: tuple[int, int] | None = None
     stream_error: bool = False
+    no_done: bool = False
+    not_sse: bool = False
 
 
 BehaviourLookup = Callable[[str], Behaviour]
@@ -48,6 +53,8 @@ def parse_behaviour(model: str) -> Behaviour:
         hang=_HANG_MARKER.search(name) is not None,
         tokens=(int(tokens.group(1)), int(tokens.group(2))) if tokens else None,
         stream_error=_STREAM_ERROR_MARKER.search(name) is not None,
+        no_done=_NO_DONE_MARKER.search(name) is not None,
+        not_sse=_NOT_SSE_MARKER.search(name) is not None,
     )
 
 

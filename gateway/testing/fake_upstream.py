@@ -211,11 +211,15 @@ class FakeUpstream:
         return reply
 
     def _stream(self, chunks: Iterator[Json], behaviour: Behaviour) -> Reply:
+        if behaviour.not_sse:
+            return self._json({"id": "not-a-stream", "object": "chat.completion", "choices": []})
         encode = self._encode
         events: Iterator[bytes] = (b"data: " + encode(chunk) + b"\n\n" for chunk in chunks)
         reply = Reply(200, chunk_delay=behaviour.chunk_delay_ms / 1000, headers=SSE_HEADERS)
         if behaviour.stream_error:
             reply.events, reply.abort = itertools.islice(events, STREAM_ERROR_EVENTS), True
+        elif behaviour.no_done:
+            reply.events = events
         else:
             reply.events = itertools.chain(events, (SSE_DONE,))
         return reply

@@ -10,6 +10,8 @@ import msgspec
 from litestar import Request
 from litestar.exceptions import HTTPException
 from litestar.response import Response
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway import errors as e
 
@@ -83,6 +85,16 @@ def handle_http_exception(_request: Request[Any, Any, Any], exc: HTTPException) 
         message = "Unknown path. The OpenAI-compatible API is under /v1 (see /schema)."
     type_ = _LITESTAR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     return error_response(status, message, type_, code=_code_for(status), headers=exc.headers)
+
+
+def handle_database_error(_request: Request[Any, Any, Any], exc: SQLAlchemyError) -> Response[bytes]:
+    """The control plane's database failing under an admin or key request: 503 when it is down."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return error_response(
+            503, "The database is unavailable; try again shortly.", "api_error", code="service_unavailable"
+        )
+    return handle_unexpected(_request, exc)
 
 
 def handle_unexpected(_request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
