@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from gateway.db.engine import create_engine
@@ -14,6 +15,10 @@ target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Replicas started together must not migrate at once: the second waits, then finds
+        # nothing left to do. The lock ends with the transaction the migrations run in.
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('gateway-migrations'))"))
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 from gateway.errors import ConfigError
 
@@ -32,7 +36,25 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    with _sqlite_file_lock(database_url):
+        command.upgrade(alembic_config(database_url), revision)
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(database_url: str) -> Iterator[None]:
+    """Worker processes sharing one SQLite file migrate one at a time (PostgreSQL locks in env.py)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    lock_path = Path(url.database).with_name(Path(url.database).name + ".migrate.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:
