@@ -76,6 +76,12 @@ class ServiceUnavailable(GatewayError):
     code = "service_unavailable"
 
 
+class ClientDisconnected(GatewayError):
+    """The client went away before there was anything to answer; nobody reads the reply."""
+
+    code = "client_disconnected"
+
+
 class UpstreamError(GatewayError):
     """The backend could not be reached or answered with something unusable."""
 

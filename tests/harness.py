@@ -66,6 +66,9 @@ models:
     backend: fake
     upstream_model: fake-chunkdelay-200-tokens-10-40
     prices: {{input: 1000000, output: 2000000}}
+  slow-start:
+    backend: fake
+    upstream_model: fake-slow-3000
   broken-stream:
     backend: fake
     upstream_model: fake-streamerror
@@ -124,6 +127,12 @@ class Gateway:
                 return row
             await asyncio.sleep(0.02)  # a stream's record lands when its relay finishes
         raise AssertionError(f"no usage record for {request_id}")
+
+    async def usage_rows_where(self, **columns: object) -> list[UsageRecord]:
+        await self.runtime.ledger.flush()
+        async with self.runtime.sessions() as session:
+            rows = await session.scalars(select(UsageRecord).filter_by(**columns))
+            return list(rows.all())
 
     async def usage_rows(self, request_id: str) -> list[UsageRecord]:
         await self.runtime.ledger.flush()

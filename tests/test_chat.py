@@ -221,3 +221,21 @@ async def test_stream_request_answered_without_a_stream_is_502(gateway: Gateway,
     with pytest.raises(openai.InternalServerError) as caught:
         await gateway.openai(key).chat.completions.create(model="not-a-stream", messages=PROMPT, stream=True)
     assert caught.value.status_code == 502 and "without a stream" in caught.value.message
+
+
+async def test_client_leaving_before_the_first_byte_cancels_upstream(gateway: Gateway, key: str) -> None:
+    before = gateway.upstream.disconnects
+    body = {"model": "slow-start", "messages": PROMPT, "stream": True}
+    async with gateway.http() as http:
+        request = http.post("/v1/chat/completions", headers={"authorization": f"Bearer {key}"}, json=body)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):  # the backend takes 3 s to its first byte
+                await request
+    for _ in range(100):
+        if gateway.upstream.disconnects > before:
+            break
+        await asyncio.sleep(0.02)
+    assert gateway.upstream.disconnects == before + 1, "the backend request must be cancelled at once"
+    await gateway.runtime.ledger.flush()
+    rows = await gateway.usage_rows_where(model="slow-start")
+    assert [(r.status_code, r.error_type) for r in rows] == [(499, "ClientDisconnected")]

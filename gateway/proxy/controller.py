@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -22,16 +23,31 @@ AnyRequest = Request[Any, Any, State]
 
 async def _handle(request: AnyRequest, endpoint: Endpoint) -> ASGIApp:
     pipeline: Pipeline = request.app.state.pipeline
+    return await pipeline.handle(request_id(request.scope), endpoint, _Client(request))
 
-    async def read_body() -> bytes:
+
+class _Client:
+    """The pipeline's view of a Litestar request (see ``pipeline.Inbound``)."""
+
+    def __init__(self, request: AnyRequest) -> None:
+        self._request = request
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._request.headers
+
+    async def body(self) -> bytes:
         try:
-            return await request.body()
+            return await self._request.body()
         except HTTPException as exc:  # Litestar enforces the size limit while reading
             if exc.status_code == 413:
                 raise RequestTooLarge("The request body is larger than this gateway accepts.") from None
             raise
 
-    return await pipeline.handle(request_id(request.scope), endpoint, request.headers, read_body)
+    async def disconnected(self) -> None:
+        # Only called once the body is read: all that is left to receive is the disconnect.
+        while (await self._request.receive())["type"] != "http.disconnect":
+            pass
 
 
 class OpenAIController(Controller):

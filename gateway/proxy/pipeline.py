@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Coroutine, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
 from gateway.catalog.registry import Catalog, ModelRoute
-from gateway.errors import GatewayError, PermissionDenied, UpstreamError, UpstreamTimeout
+from gateway.errors import ClientDisconnected, GatewayError, PermissionDenied, UpstreamError, UpstreamTimeout
 from gateway.keys.auth import Authenticator
 from gateway.keys.model import KeyInfo
 from gateway.ledger.exchange import Exchange
@@ -27,6 +27,20 @@ from gateway.proxy.body import Endpoint, parse_body
 from gateway.proxy.streaming import StreamRelay
 from gateway.proxy.upstream import Upstream
 from gateway.web.errors import status_and_type
+
+_T = TypeVar("_T")
+
+
+class Inbound(Protocol):
+    """The client's side of a request, as the pipeline needs it."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def body(self) -> bytes: ...
+
+    async def disconnected(self) -> None:
+        """Return once the client has gone away (never, while it stays)."""
 
 
 class Pipeline:
@@ -45,21 +59,21 @@ class Pipeline:
         self._adapters = adapters
         self._ledger = ledger
 
-    async def handle(
-        self, request_id: str, endpoint: Endpoint, headers: Mapping[str, str], read_body: Callable[[], Awaitable[bytes]]
-    ) -> ASGIApp:
+    async def handle(self, request_id: str, endpoint: Endpoint, client: Inbound) -> ASGIApp:
         exchange = Exchange(request_id=request_id, endpoint=endpoint.name)
         handed_to_stream = False
         try:
-            exchange.key = await self._auth.authenticate(headers)
-            payload = parse_body(await read_body(), endpoint)
+            exchange.key = await self._auth.authenticate(client.headers)
+            payload = parse_body(await client.body(), endpoint)
             exchange.model = payload["model"]
             route = exchange.route = self.route(payload["model"], exchange.key)
             # Quota admission (reserve an estimate) goes here; settlement at record time.
             adapter = self._adapters[route.backend.kind]
             upstream = adapter.request(endpoint, payload, route)
             if payload.get("stream"):
-                relay = await self._open_stream(exchange, adapter, endpoint, payload, upstream)
+                relay = await _unless_client_leaves(
+                    client, self._open_stream(exchange, adapter, endpoint, payload, upstream)
+                )
                 handed_to_stream = True
                 return relay
             body = await self._forward(route, adapter, upstream)
@@ -144,3 +158,20 @@ def _upstream_failures(route: ModelRoute) -> Iterator[None]:
         raise UpstreamError(f"Backend '{route.backend.name}' could not be reached: {type(exc).__name__}.") from None
     except (ValueError, UnicodeError) as exc:  # e.g. a header value the HTTP client refuses to send
         raise UpstreamError(f"Backend '{route.backend.name}' could not be called: {type(exc).__name__}.") from None
+
+
+async def _unless_client_leaves(client: Inbound, work: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``work`` (waiting for a backend's first byte), cancelling it if the client goes away:
+    a slow model's prompt processing is not paid for by a client that has already left."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(client.disconnected())
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)  # let its own cleanup run
+    if task.cancelled():
+        raise ClientDisconnected("The client went away before the backend answered.")
+    return task.result()

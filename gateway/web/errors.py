@@ -20,6 +20,7 @@ _encoder = msgspec.json.Encoder()
 
 # (status, OpenAI error type); the most specific class listed first wins.
 _MAPPING: list[tuple[type[e.GatewayError], int, str]] = [
+    (e.ClientDisconnected, 499, "invalid_request_error"),  # nginx's "client closed request"
     (e.UpstreamTimeout, 504, "api_error"),
     (e.UpstreamError, 502, "api_error"),
     (e.ServiceUnavailable, 503, "api_error"),
