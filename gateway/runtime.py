@@ -6,7 +6,6 @@ on ``app.state.runtime``, never in a module global.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -24,7 +23,6 @@ from gateway.db.engine import create_engine, session_factory
 from gateway.db.migrate import upgrade_async
 from gateway.keys.auth import Authenticator
 from gateway.keys.service import KeyService
-from gateway.ledger.tokens import warm_tokenizer
 from gateway.ledger.writer import UsageWriter
 from gateway.providers.openai import OpenAIAdapter
 from gateway.proxy.pipeline import Pipeline
@@ -74,7 +72,6 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             spill_file=Path(settings.data_dir) / "usage-spill.jsonl",
         )
         await ledger.start()
-        await asyncio.to_thread(warm_tokenizer)  # ~1 s to load; not on the first cut-short stream
         stack.push_async_callback(ledger.stop)
         pipeline = Pipeline(
             auth=auth,

@@ -2,6 +2,8 @@
 
 Uses ``bpe-openai``'s bundled o200k encoding; backends with other tokenizers are approximated,
 which is the best that can be done for tokens the backend produced but never accounted for.
+The encoding takes about 1 s and 140 MB to load, so it loads on first use, on a worker thread
+(callers run ``estimate_stream_usage`` off the event loop).
 """
 
 from __future__ import annotations
@@ -21,10 +23,6 @@ def _encoding() -> Any:
     import bpe_openai
 
     return bpe_openai.get_encoding("o200k_base")
-
-
-def warm_tokenizer() -> None:
-    _encoding()
 
 
 def count_text(text: str) -> int:

@@ -67,7 +67,7 @@ class StreamRelay:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._upstream.aclose()
-            self._settle()
+            await self._settle()
 
     async def _pump(self, send: Send) -> None:
         exchange = self._exchange
@@ -91,13 +91,16 @@ class StreamRelay:
             tail = _error_event(f"Backend '{name}' broke off the stream: {type(exc).__name__}.", "upstream_error")
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
-    def _settle(self) -> None:
+    async def _settle(self) -> None:
         exchange = self._exchange
         exchange.usage = self._tap.usage
-        if exchange.usage is None and isinstance(self._tap, OpenAIStreamTap):
-            # The backend never reported usage (cut short): count what was sent.
-            exchange.usage = estimate_stream_usage(self._payload, bytes(self._tap.forwarded))
-        self._record(exchange)
+        try:
+            if exchange.usage is None and isinstance(self._tap, OpenAIStreamTap):
+                # The backend never reported usage (cut short): count what was sent, off the loop.
+                forwarded = bytes(self._tap.forwarded)
+                exchange.usage = await asyncio.to_thread(estimate_stream_usage, self._payload, forwarded)
+        finally:
+            self._record(exchange)  # recorded even if shutdown cancels the count
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:
