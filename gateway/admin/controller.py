@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from gateway.admin.auth import require_admin
@@ -23,12 +24,12 @@ class AdminKeysController(Controller):
     tags = ["Admin"]
 
     @get("/", summary="List API keys")
-    async def list_keys(self, request: Request[Any, Any, Any], include_revoked: bool = True) -> KeyList:
+    async def list_keys(self, request: Request[Any, Any, Any], include_revoked: FromQuery[bool] = True) -> KeyList:
         rows = await _runtime(request).keys.list(include_revoked=include_revoked)
         return KeyList(data=[KeyView.of(r) for r in rows])
 
     @post("/", summary="Create an API key; the secret is returned once")
-    async def create_key(self, request: Request[Any, Any, Any], data: CreateKey) -> CreatedKey:
+    async def create_key(self, request: Request[Any, Any, Any], data: JSONBody[CreateKey]) -> CreatedKey:
         created = await _runtime(request).keys.create(
             data.name,
             models=data.models,
@@ -40,11 +41,11 @@ class AdminKeysController(Controller):
         return CreatedKey(key=created.secret, info=KeyView.of(created.key))
 
     @post("/{key:str}/revoke", summary="Revoke an API key (by id or prefix)", status_code=HTTP_200_OK)
-    async def revoke_key(self, request: Request[Any, Any, Any], key: str) -> KeyView:
+    async def revoke_key(self, request: Request[Any, Any, Any], key: FromPath[str]) -> KeyView:
         return await _revoke(request, key)
 
     @delete("/{key:str}", summary="Revoke an API key (same as POST .../revoke)", status_code=HTTP_200_OK)
-    async def delete_key(self, request: Request[Any, Any, Any], key: str) -> KeyView:
+    async def delete_key(self, request: Request[Any, Any, Any], key: FromPath[str]) -> KeyView:
         return await _revoke(request, key)
 
 

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
+from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
@@ -75,7 +76,7 @@ class OpenAIController(Controller):
         return ASGIResponse(body=_encoder.encode(body), media_type="application/json")
 
     @get("/models/{model_id:path}", summary="Retrieve a model this key may use")
-    async def get_model(self, request: AnyRequest, model_id: str) -> ASGIApp:
+    async def get_model(self, request: AnyRequest, model_id: FromPath[str]) -> ASGIApp:
         pipeline: Pipeline = request.app.state.pipeline
         key = await pipeline.authenticate(request.headers)
         name = model_id.lstrip("/")
