@@ -48,6 +48,7 @@ async def _sync_once(session: AsyncSession, config: CatalogConfig) -> Catalog:
         backends[backend_spec.name] = _upsert_backend(session, backends.get(backend_spec.name), backend_spec)
     await session.flush()
 
+    headers = {name: backend_headers(spec) for name, spec in config.backends.items()}  # credentials, once each
     models = {m.name: m for m in (await session.scalars(select(Model))).all()}
     routes: dict[str, ModelRoute] = {}
     for spec in config.models.values():
@@ -57,7 +58,7 @@ async def _sync_once(session: AsyncSession, config: CatalogConfig) -> Catalog:
         await session.flush()
         backend = backends[spec.backend]
         version = await _current_version(session, model, spec, backend)
-        routes[spec.name] = _route(model, version, backend, config.backends[spec.backend])
+        routes[spec.name] = _route(model, version, backend, config.backends[spec.backend], headers[spec.backend])
     for name, model in models.items():
         if name not in config.models:
             model.active = False
@@ -97,7 +98,9 @@ async def _current_version(session: AsyncSession, model: Model, spec: ModelConfi
     return version
 
 
-def _route(model: Model, version: ModelVersion, backend: Backend, spec: BackendConfig) -> ModelRoute:
+def _route(
+    model: Model, version: ModelVersion, backend: Backend, spec: BackendConfig, headers: dict[str, str]
+) -> ModelRoute:
     params: dict[str, Any] = dict(version.params or {})
     return ModelRoute(
         model=model.name,
@@ -110,7 +113,7 @@ def _route(model: Model, version: ModelVersion, backend: Backend, spec: BackendC
             kind=backend.kind,
             base_url=backend.base_url,
             timeout_seconds=spec.timeout_seconds,
-            headers=backend_headers(spec),
+            headers=headers,
         ),
         upstream_model=version.upstream_model,
         params=params,
