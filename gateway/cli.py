@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from gateway.catalog.config import load_catalog_config
 from gateway.errors import GatewayError
 from gateway.settings import Settings, field_docs
 
@@ -65,6 +66,7 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = Settings.load()
+    load_catalog_config(settings.models_file)  # a bad models file fails here, named, not in a worker
     uvicorn.run(
         "gateway.app:create_app_from_env",
         factory=True,
