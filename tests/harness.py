@@ -81,6 +81,9 @@ models:
   upstream-500:
     backend: fake
     upstream_model: fake-error-500
+  upstream-401:
+    backend: fake
+    upstream_model: fake-error-401
   upstream-429:
     backend: fake
     upstream_model: fake-error-429

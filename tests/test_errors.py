@@ -121,6 +121,14 @@ async def test_backend_failure_is_502(gateway: Gateway, key: str) -> None:
     assert (row.status_code, row.error_type, row.cost_nano_usd) == (502, "UpstreamError", 0)
 
 
+async def test_backend_refusing_our_credential_is_502_without_its_message(gateway: Gateway, key: str) -> None:
+    # Backends quote (part of) the key they were given in their 401 text: it must not be passed on.
+    response = await _post(gateway, key, {"model": "upstream-401", "messages": PROMPT})
+    error = _error_of(response)
+    assert response.status_code == 502 and error["code"] == "backend_auth_failed"
+    assert "fake upstream error" not in str(error["message"])
+
+
 async def test_unreachable_backend_is_502(gateway: Gateway, key: str) -> None:
     response = await _post(gateway, key, {"model": "unreachable", "messages": PROMPT})
     assert response.status_code == 502 and "could not be reached" in str(_error_of(response)["message"])
