@@ -24,11 +24,11 @@ from gateway.providers.sse import OpenAIStreamTap
 
 log = logging.getLogger(__name__)
 CLIENT_CLOSED = 499
-_HEADERS = [
+_HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # tell nginx-style proxies in front of us not to buffer
-]
+)
 
 
 class StreamRelay:

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
 
 # (status, OpenAI error type); the most specific class listed first wins.
-_MAPPING: list[tuple[type[e.GatewayError], int, str]] = [
+_MAPPING: tuple[tuple[type[e.GatewayError], int, str], ...] = (
     (e.ClientDisconnected, 499, "invalid_request_error"),  # nginx's "client closed request"
     (e.UpstreamTimeout, 504, "api_error"),
     (e.UpstreamError, 502, "api_error"),
@@ -33,7 +33,7 @@ _MAPPING: list[tuple[type[e.GatewayError], int, str]] = [
     (e.NotFound, 404, "invalid_request_error"),
     (e.MethodNotAllowed, 405, "invalid_request_error"),
     (e.Conflict, 409, "invalid_request_error"),
-]
+)
 _LITESTAR_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 405: "invalid_request_error"}
 
 
