@@ -24,7 +24,7 @@ from gateway.db.migrate import upgrade_async
 from gateway.keys.auth import Authenticator
 from gateway.keys.service import KeyService
 from gateway.ledger.writer import UsageWriter
-from gateway.providers.openai import OpenAIAdapter
+from gateway.providers.registry import adapters
 from gateway.proxy.pipeline import Pipeline
 from gateway.proxy.upstream import Upstream
 from gateway.settings import Settings
@@ -77,7 +77,7 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             auth=auth,
             catalog=catalog,
             upstream=upstream,
-            adapters={"openai": OpenAIAdapter()},
+            adapters=adapters(),
             ledger=ledger,
         )
         log.info("gateway ready: %d models, database %s", len(catalog.routes), engine.url.render_as_string())

@@ -24,6 +24,7 @@ from gateway.app import create_app
 from gateway.db.models import UsageRecord
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.testing.fake_anthropic import FakeAnthropic
 from gateway.testing.fake_upstream import FakeUpstream
 
 ADMIN_KEY = "test-admin-key"
@@ -34,10 +35,14 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-def models_yaml(upstream: str) -> str:
-    """Public model names mapped onto the fake upstream's behaviour markers."""
+def models_yaml(upstream: str, anthropic: str = "http://127.0.0.1:9/v1") -> str:
+    """Public model names mapped onto the fake upstreams' behaviour markers."""
     return f"""
 backends:
+  claude:
+    kind: anthropic
+    base_url: {anthropic}
+    api_key: anthropic-secret-do-not-leak
   fake:
     kind: openai
     base_url: {upstream}
@@ -95,6 +100,18 @@ models:
     upstream_model: fake-hang
   unreachable:
     backend: nowhere
+  claude-model:
+    backend: claude
+    upstream_model: claude-fake-tokens-12-7
+    params: {{max_tokens: 256}}
+    prices: {{input: 3000000, cached_input: 300000, output: 15000000}}
+  claude-cached:
+    backend: claude
+    upstream_model: claude-fake-cache-8-0
+    prices: {{input: 3000000, cached_input: 300000, output: 15000000}}
+  claude-overloaded:
+    backend: claude
+    upstream_model: claude-fake-error-529
 """
 
 
@@ -108,6 +125,7 @@ def _closed_port() -> int:
 class Gateway:
     base_url: str
     upstream: FakeUpstream
+    anthropic: FakeAnthropic
     runtime: Runtime
     mode: str
 
@@ -146,9 +164,9 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(mode: str, tmp: Path, **overrides: Any) -> AsyncIterator[Gateway]:
-    async with FakeUpstream() as upstream:
+    async with FakeUpstream() as upstream, FakeAnthropic() as anthropic:
         models_file = tmp / "models.yaml"
-        models_file.write_text(models_yaml(upstream.base_url))
+        models_file.write_text(models_yaml(upstream.base_url, anthropic.base_url))
         settings = Settings.load(environ={}, overrides=_mode_settings(mode, tmp, models_file) | overrides)
         app = create_app(settings)
         server = uvicorn.Server(
@@ -162,7 +180,7 @@ async def running_gateway(mode: str, tmp: Path, **overrides: Any) -> AsyncIterat
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         try:
-            yield Gateway(f"http://127.0.0.1:{port}", upstream, app.state.runtime, mode)
+            yield Gateway(f"http://127.0.0.1:{port}", upstream, anthropic, app.state.runtime, mode)
         finally:
             server.should_exit = True
             await task

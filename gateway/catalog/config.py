@@ -11,7 +11,7 @@ from typing import Any
 from gateway.errors import ConfigError
 from gateway.yaml_file import read_yaml
 
-BACKEND_KINDS = frozenset({"openai"})
+BACKEND_KINDS = frozenset({"openai", "anthropic"})  # the keys of providers.registry.adapters()
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -24,6 +24,8 @@ class StreamTap(Protocol):
     usage: Usage | None
     finished: bool
     """The stream's own end marker (OpenAI's ``[DONE]``) went by."""
+    forwarded: bytearray
+    """The OpenAI-format bytes sent to the client so far: counted when no usage ever came."""
 
     def feed(self, data: bytes) -> bytes: ...
 

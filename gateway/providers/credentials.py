@@ -32,4 +32,8 @@ def resolve_api_key(spec: BackendConfig) -> str | None:
 def backend_headers(spec: BackendConfig) -> dict[str, str]:
     """Headers that authenticate us to the backend; empty when it needs none (local servers)."""
     key = resolve_api_key(spec)
-    return {"authorization": f"Bearer {key}"} if key else {}
+    if not key:
+        return {}
+    if spec.kind == "anthropic":
+        return {"x-api-key": key}
+    return {"authorization": f"Bearer {key}"}

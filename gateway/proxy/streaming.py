@@ -20,7 +20,6 @@ from litestar.types import Receive, Scope, Send
 from gateway.ledger.exchange import Exchange
 from gateway.ledger.tokens import estimate_stream_usage
 from gateway.providers.base import StreamTap
-from gateway.providers.sse import OpenAIStreamTap
 
 log = logging.getLogger(__name__)
 CLIENT_CLOSED = 499
@@ -95,7 +94,7 @@ class StreamRelay:
         exchange = self._exchange
         exchange.usage = self._tap.usage
         try:
-            if exchange.usage is None and isinstance(self._tap, OpenAIStreamTap):
+            if exchange.usage is None:
                 # The backend never reported usage (cut short): count what was sent, off the loop.
                 forwarded = bytes(self._tap.forwarded)
                 exchange.usage = await asyncio.to_thread(estimate_stream_usage, self._payload, forwarded)

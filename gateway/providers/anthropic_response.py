@@ -1,0 +1,128 @@
+"""Translate an Anthropic Messages response into an OpenAI ``chat.completion``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from gateway.errors import UpstreamError
+from gateway.ledger.exchange import Usage
+
+_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    # A server tool paused a long turn; the OpenAI client sees a finished turn it may continue.
+    "pause_turn": "stop",
+}
+
+
+def finish_reason(stop_reason: Any) -> str:
+    # Unknown future stop reasons still end the turn: "stop" is the least surprising answer.
+    return _FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+def usage_of(usage: Any) -> Usage | None:
+    """Anthropic counts cache writes and reads apart from ``input_tokens``; OpenAI's prompt includes both."""
+    if not isinstance(usage, dict):
+        return None
+    cached = _count(usage.get("cache_read_input_tokens"))
+    prompt = _count(usage.get("input_tokens")) + _count(usage.get("cache_creation_input_tokens")) + cached
+    return Usage(prompt_tokens=prompt, completion_tokens=_count(usage.get("output_tokens")), cached_tokens=cached)
+
+
+def openai_usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+def completion_id(message_id: Any) -> str:
+    return f"chatcmpl-{message_id}" if isinstance(message_id, str) and message_id else "chatcmpl-anthropic"
+
+
+def translate_response(body: bytes) -> tuple[bytes, Usage | None]:
+    message = _decode_message(body)
+    usage = usage_of(message.get("usage"))
+    completion: dict[str, Any] = {
+        "id": completion_id(message.get("id")),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": str(message.get("model") or ""),
+        "choices": [
+            {
+                "index": 0,
+                "message": _choice_message(message["content"]),
+                "logprobs": None,
+                "finish_reason": finish_reason(message.get("stop_reason")),
+            }
+        ],
+    }
+    if usage is not None:
+        completion["usage"] = openai_usage(usage)
+    return _encoder.encode(completion), usage
+
+
+def _decode_message(body: bytes) -> dict[str, Any]:
+    try:
+        message = _decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        raise UpstreamError("The backend returned a response that is not JSON.") from None
+    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+        raise UpstreamError("The backend returned a response that is not an Anthropic message.")
+    return message
+
+
+def _choice_message(content: list[Any]) -> dict[str, Any]:
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in content:
+        if not isinstance(block, dict):
+            raise UpstreamError("The backend returned a malformed content block.")
+        if block.get("type") == "text":
+            texts.append(str(block.get("text") or ""))
+        elif block.get("type") == "tool_use":
+            calls.append(_tool_call(block))
+        # thinking and server-tool blocks have no chat.completion counterpart
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
+    arguments = _encoder.encode(block.get("input") or {}).decode()
+    return {
+        "id": str(block.get("id") or ""),
+        "type": "function",
+        "function": {"name": str(block.get("name") or ""), "arguments": arguments},
+    }
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+_ERROR_TYPES = {
+    "invalid_request_error": ("invalid_request_error", None),
+    "not_found_error": ("invalid_request_error", "not_found"),
+    "request_too_large": ("invalid_request_error", "request_too_large"),
+    "rate_limit_error": ("rate_limit_error", "rate_limit_exceeded"),
+    "overloaded_error": ("api_error", "overloaded"),
+    "api_error": ("api_error", None),
+    "timeout_error": ("api_error", "upstream_timeout"),
+}
+
+
+def openai_error_type(anthropic_type: str | None, default: str) -> tuple[str, str | None]:
+    """OpenAI's ``type`` and ``code`` for an Anthropic error type; ``default`` when it has no match."""
+    return _ERROR_TYPES.get(anthropic_type or "", (default, None))

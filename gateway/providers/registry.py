@@ -1,0 +1,13 @@
+"""Which adapter speaks to each backend kind. A new wire schema is one adapter plus one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.providers.anthropic import AnthropicAdapter
+from gateway.providers.base import Adapter
+from gateway.providers.openai import OpenAIAdapter
+
+
+def adapters() -> Mapping[str, Adapter]:
+    return {"openai": OpenAIAdapter(), "anthropic": AnthropicAdapter()}
