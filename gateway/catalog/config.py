@@ -11,7 +11,8 @@ from typing import Any
 from gateway.errors import ConfigError
 from gateway.yaml_file import read_yaml
 
-BACKEND_KINDS = frozenset({"openai", "anthropic"})  # the keys of providers.registry.adapters()
+BACKEND_KINDS = frozenset({"openai", "anthropic", "azure", "gemini"})  # the keys of providers.registry.adapters()
+AZURE_API_VERSION = "2024-10-21"  # the GA version Azure OpenAI documents; override per backend
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -24,6 +25,8 @@ class BackendConfig:
     api_key_env: str | None = None
     api_key: str | None = field(default=None, repr=False)
     timeout_seconds: float | None = None
+    api_version: str | None = None
+    """Azure OpenAI's ``api-version`` query parameter."""
 
     @property
     def credential_ref(self) -> str | None:
@@ -83,7 +86,7 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
     where = f"backends.{name}"
     fields.name(name, where)
     spec = fields.mapping(spec, where)
-    fields.no_extra(spec, where, {"kind", "base_url", "api_key_env", "api_key", "timeout_seconds"})
+    fields.no_extra(spec, where, {"kind", "base_url", "api_key_env", "api_key", "timeout_seconds", "api_version"})
     kind = fields.string(spec, where, "kind", default="openai")
     if kind not in BACKEND_KINDS:
         fields.fail(f"{where}.kind", f"unknown backend kind {kind!r}; known: {', '.join(sorted(BACKEND_KINDS))}")
@@ -103,6 +106,8 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
         api_key_env=api_key_env,
         api_key=_api_key(fields, spec, where),
         timeout_seconds=float(timeout) if timeout is not None else None,
+        api_version=fields.optional_string(spec, where, "api_version")
+        or (AZURE_API_VERSION if kind == "azure" else None),
     )
 
 

@@ -35,6 +35,7 @@ class BackendTarget:
     timeout_seconds: float | None
     # Carries the credential: kept out of repr so it never reaches a log line.
     headers: dict[str, str] = field(repr=False)
+    api_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

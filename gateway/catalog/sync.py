@@ -70,7 +70,7 @@ def _upsert_backend(session: AsyncSession, row: Backend | None, spec: BackendCon
     row.kind = spec.kind
     row.base_url = spec.base_url
     row.credential_ref = spec.credential_ref
-    row.settings = {"timeout_seconds": spec.timeout_seconds}
+    row.settings = {"timeout_seconds": spec.timeout_seconds, "api_version": spec.api_version}
     session.add(row)
     return row
 
@@ -114,6 +114,7 @@ def _route(
             base_url=backend.base_url,
             timeout_seconds=spec.timeout_seconds,
             headers=headers,
+            api_version=spec.api_version,
         ),
         upstream_model=version.upstream_model,
         params=params,

@@ -13,6 +13,8 @@ from gateway.catalog.config import BackendConfig
 from gateway.errors import ConfigError
 
 log = logging.getLogger(__name__)
+# Where each backend kind takes its key; the rest use "Authorization: Bearer".
+_KEY_HEADERS = {"anthropic": "x-api-key", "azure": "api-key", "gemini": "x-goog-api-key"}
 
 
 def resolve_api_key(spec: BackendConfig) -> str | None:
@@ -34,6 +36,5 @@ def backend_headers(spec: BackendConfig) -> dict[str, str]:
     key = resolve_api_key(spec)
     if not key:
         return {}
-    if spec.kind == "anthropic":
-        return {"x-api-key": key}
-    return {"authorization": f"Bearer {key}"}
+    header = _KEY_HEADERS.get(spec.kind)
+    return {header: key} if header else {"authorization": f"Bearer {key}"}
