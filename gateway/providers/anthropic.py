@@ -67,7 +67,7 @@ class AnthropicAdapter:
 
 
 def _require_chat(endpoint: Endpoint) -> None:
-    if endpoint != CHAT:
+    if endpoint.path != CHAT.path:  # e.g. the Anthropic ingress, recorded as "messages"
         raise UnsupportedEndpoint(
             f"This model's backend (Anthropic Messages API) supports only /chat/completions, not {endpoint.path}."
         )

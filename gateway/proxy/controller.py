@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
-from gateway.errors import ModelNotFound, RequestTooLarge
+from gateway.errors import ModelNotFound
 from gateway.proxy.body import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from gateway.proxy.pipeline import Pipeline
+from gateway.web.client import RequestClient
 from gateway.web.request_id import request_id
 
 _encoder = msgspec.json.Encoder()
@@ -24,31 +23,7 @@ AnyRequest = Request[Any, Any, State]
 
 async def _handle(request: AnyRequest, endpoint: Endpoint) -> ASGIApp:
     pipeline: Pipeline = request.app.state.pipeline
-    return await pipeline.handle(request_id(request.scope), endpoint, _Client(request))
-
-
-class _Client:
-    """The pipeline's view of a Litestar request (see ``pipeline.Inbound``)."""
-
-    def __init__(self, request: AnyRequest) -> None:
-        self._request = request
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self._request.headers
-
-    async def body(self) -> bytes:
-        try:
-            return await self._request.body()
-        except HTTPException as exc:  # Litestar enforces the size limit while reading
-            if exc.status_code == 413:
-                raise RequestTooLarge("The request body is larger than this gateway accepts.") from None
-            raise
-
-    async def disconnected(self) -> None:
-        # Only called once the body is read: all that is left to receive is the disconnect.
-        while (await self._request.receive())["type"] != "http.disconnect":
-            pass
+    return await pipeline.handle(request_id(request.scope), endpoint, RequestClient(request))
 
 
 class OpenAIController(Controller):

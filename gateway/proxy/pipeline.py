@@ -23,7 +23,8 @@ from gateway.keys.model import KeyInfo
 from gateway.ledger.exchange import Exchange
 from gateway.ledger.writer import UsageWriter
 from gateway.providers.base import Adapter, UpstreamRequest
-from gateway.proxy.body import Endpoint, parse_body
+from gateway.proxy.body import Endpoint
+from gateway.proxy.ingress import OPENAI, Ingress
 from gateway.proxy.streaming import StreamRelay
 from gateway.proxy.upstream import Upstream
 from gateway.web.errors import status_and_type
@@ -59,12 +60,12 @@ class Pipeline:
         self._adapters = adapters
         self._ledger = ledger
 
-    async def handle(self, request_id: str, endpoint: Endpoint, client: Inbound) -> ASGIApp:
+    async def handle(self, request_id: str, endpoint: Endpoint, client: Inbound, ingress: Ingress = OPENAI) -> ASGIApp:
         exchange = Exchange(request_id=request_id, endpoint=endpoint.name)
         handed_to_stream = False
         try:
             exchange.key = await self._auth.authenticate(client.headers)
-            payload = parse_body(await client.body(), endpoint)
+            payload = ingress.parse(await client.body(), endpoint)
             exchange.model = payload["model"]
             route = exchange.route = self.route(payload["model"], exchange.key)
             # Quota admission (reserve an estimate) goes here; settlement at record time.
@@ -72,13 +73,13 @@ class Pipeline:
             upstream = adapter.request(endpoint, payload, route)
             if payload.get("stream"):
                 relay = await _unless_client_leaves(
-                    client, self._open_stream(exchange, adapter, endpoint, payload, upstream)
+                    client, self._open_stream(exchange, adapter, endpoint, payload, upstream, ingress)
                 )
                 handed_to_stream = True
                 return relay
             body = await self._forward(route, adapter, upstream)
             content, exchange.usage = adapter.response(endpoint, body)
-            return ASGIResponse(body=content, media_type="application/json")
+            return ASGIResponse(body=ingress.respond(content, payload), media_type="application/json")
         except GatewayError as exc:
             exchange.status, _ = status_and_type(exc)
             exchange.error_type = type(exc).__name__
@@ -125,6 +126,7 @@ class Pipeline:
         endpoint: Endpoint,
         payload: dict[str, Any],
         upstream: UpstreamRequest,
+        ingress: Ingress,
     ) -> StreamRelay:
         route = exchange.route
         assert route is not None
@@ -144,7 +146,8 @@ class Pipeline:
             if response.status_code < 300:
                 raise UpstreamError(f"Backend '{route.backend.name}' answered a stream request without a stream.")
             raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
-        return StreamRelay(exchange, response, adapter.stream(endpoint, payload), payload, self.record)
+        tap = ingress.stream(adapter.stream(endpoint, payload), payload)
+        return StreamRelay(exchange, response, tap, payload, self.record)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,65 @@
+"""The client-facing wire schema of a request. The pipeline works in OpenAI's chat schema; an
+ingress turns what the client sent into that, and the answer back into what the client speaks."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from gateway.providers.base import StreamTap
+from gateway.proxy.body import Endpoint, parse_body
+
+
+class Ingress(Protocol):
+    def parse(self, raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
+        """The request as an OpenAI payload; raises InvalidRequest."""
+        ...
+
+    def respond(self, body: bytes, payload: dict[str, Any]) -> bytes:
+        """An OpenAI response body, as the client expects it."""
+        ...
+
+    def stream(self, tap: StreamTap, payload: dict[str, Any]) -> StreamTap:
+        """Wrap the backend's tap so what it forwards is in the client's schema."""
+        ...
+
+
+class OpenAIIngress:
+    """Clients of the OpenAI API: nothing to translate."""
+
+    def parse(self, raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
+        return parse_body(raw, endpoint)
+
+    def respond(self, body: bytes, payload: dict[str, Any]) -> bytes:
+        return body
+
+    def stream(self, tap: StreamTap, payload: dict[str, Any]) -> StreamTap:
+        return tap
+
+
+OPENAI = OpenAIIngress()
+
+
+class ChainedTap:
+    """Two taps in a row: the backend's (usage, token counting) then the ingress's (the bytes sent)."""
+
+    def __init__(self, backend: StreamTap, client: StreamTap) -> None:
+        self._backend = backend
+        self._client = client
+
+    @property
+    def usage(self) -> Any:
+        return self._backend.usage
+
+    @property
+    def finished(self) -> bool:
+        return self._backend.finished
+
+    @property
+    def forwarded(self) -> bytearray:
+        return self._backend.forwarded  # OpenAI-format: what the token counter reads
+
+    def feed(self, data: bytes) -> bytes:
+        return self._client.feed(self._backend.feed(data))
+
+    def close(self) -> bytes:
+        return self._client.feed(self._backend.close()) + self._client.close()
