@@ -25,6 +25,7 @@ from gateway.db.models import UsageRecord
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.testing.fake_anthropic import FakeAnthropic
+from gateway.testing.fake_azure import FakeAzure
 from gateway.testing.fake_upstream import FakeUpstream
 
 ADMIN_KEY = "test-admin-key"
@@ -35,7 +36,7 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-def models_yaml(upstream: str, anthropic: str = "http://127.0.0.1:9/v1") -> str:
+def models_yaml(upstream: str, anthropic: str = "http://127.0.0.1:9/v1", azure: str = "http://127.0.0.1:9") -> str:
     """Public model names mapped onto the fake upstreams' behaviour markers."""
     return f"""
 backends:
@@ -43,6 +44,10 @@ backends:
     kind: anthropic
     base_url: {anthropic}
     api_key: anthropic-secret-do-not-leak
+  azure:
+    kind: azure
+    base_url: {azure}
+    api_key: azure-secret-do-not-leak
   fake:
     kind: openai
     base_url: {upstream}
@@ -109,6 +114,10 @@ models:
     backend: claude
     upstream_model: claude-fake-cache-8-0
     prices: {{input: 3000000, cached_input: 300000, output: 15000000}}
+  azure-model:
+    backend: azure
+    upstream_model: gpt4o-deploy-tokens-12-7
+    prices: {{input: 150000, output: 600000}}
   claude-overloaded:
     backend: claude
     upstream_model: claude-fake-error-529
@@ -126,6 +135,7 @@ class Gateway:
     base_url: str
     upstream: FakeUpstream
     anthropic: FakeAnthropic
+    azure: FakeAzure
     runtime: Runtime
     mode: str
 
@@ -164,9 +174,9 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(mode: str, tmp: Path, **overrides: Any) -> AsyncIterator[Gateway]:
-    async with FakeUpstream() as upstream, FakeAnthropic() as anthropic:
+    async with FakeUpstream() as upstream, FakeAnthropic() as anthropic, FakeAzure() as azure:
         models_file = tmp / "models.yaml"
-        models_file.write_text(models_yaml(upstream.base_url, anthropic.base_url))
+        models_file.write_text(models_yaml(upstream.base_url, anthropic.base_url, azure.base_url))
         settings = Settings.load(environ={}, overrides=_mode_settings(mode, tmp, models_file) | overrides)
         app = create_app(settings)
         server = uvicorn.Server(
@@ -180,7 +190,7 @@ async def running_gateway(mode: str, tmp: Path, **overrides: Any) -> AsyncIterat
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         try:
-            yield Gateway(f"http://127.0.0.1:{port}", upstream, anthropic, app.state.runtime, mode)
+            yield Gateway(f"http://127.0.0.1:{port}", upstream, anthropic, azure, app.state.runtime, mode)
         finally:
             server.should_exit = True
             await task

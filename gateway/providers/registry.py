@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gateway.providers.anthropic import AnthropicAdapter
+from gateway.providers.azure import AzureOpenAIAdapter
 from gateway.providers.base import Adapter
 from gateway.providers.openai import OpenAIAdapter
 
 
 def adapters() -> Mapping[str, Adapter]:
-    return {"openai": OpenAIAdapter(), "anthropic": AnthropicAdapter()}
+    return {"openai": OpenAIAdapter(), "anthropic": AnthropicAdapter(), "azure": AzureOpenAIAdapter()}

@@ -1,0 +1,127 @@
+"""A deterministic fake of Azure OpenAI's data plane, for tests: the OpenAI fake behind Azure's URLs.
+
+`POST /openai/deployments/{deployment}/chat/completions|completions|embeddings?api-version=...`
+needs an `api-key` header or an Entra ID `authorization: Bearer` token (else 401), and an
+`api-version` query parameter (else 400). The request is then answered by `FakeUpstream` as if it
+had asked for the model named like the deployment, so its markers (`tokens-12-7`, `error-500`,
+`slow-<ms>`, `streamerror`, ...) work in deployment names. Every error is OpenAI-shaped, as
+Azure's are.
+
+Like Azure with its default content filter, successful chat and completions answers carry
+`prompt_filter_results`, and streams open with a chunk holding only those (`choices: []`), which
+is what trips clients that assume every chunk has a choice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import msgspec
+
+from gateway.testing.fake_embeddings import DEFAULT_EMBEDDING_DIM
+from gateway.testing.fake_http import Reply, Request
+from gateway.testing.fake_upstream import FakeUpstream, RecordedRequest
+from gateway.testing.fake_validation import Json, RequestError
+
+_DEPLOYMENT_PATH = re.compile(r"/openai/deployments/([^/]+)(/chat/completions|/completions|/embeddings)")
+_FILTERED_OPERATIONS = ("/chat/completions", "/completions")  # embeddings are not content-filtered
+_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
+_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+
+
+def filter_results() -> Json:
+    """A content-filter verdict that lets everything through, category by category."""
+    return {category: {"filtered": False, "severity": "safe"} for category in _CATEGORIES}
+
+
+def prompt_filter_results() -> list[Json]:
+    return [{"prompt_index": 0, "content_filter_results": filter_results()}]
+
+
+def _has_credentials(headers: dict[str, str]) -> bool:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return bool(headers.get("api-key", "").strip()) or (scheme.lower() == "bearer" and bool(token.strip()))
+
+
+class FakeAzure(FakeUpstream):
+    """`FakeUpstream` that answers on Azure OpenAI's deployment URLs (see the module docstring)."""
+
+    def __init__(self, *, record: bool = True, embedding_dim: int = DEFAULT_EMBEDDING_DIM) -> None:
+        super().__init__(record=record, embedding_dim=embedding_dim)
+
+    async def __aenter__(self) -> FakeAzure:
+        await self.start()
+        return self
+
+    @property
+    def base_url(self) -> str:
+        """The resource endpoint, as in `https://<resource>.openai.azure.com`: no path."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    # -- called by fake_http.Connection ---------------------------------------------------------
+
+    def dispatch(self, request: Request) -> Reply:
+        raw_path, _, raw_query = request.target.partition(b"?")
+        path, query = raw_path.decode("latin-1"), raw_query.decode("latin-1")
+        if path.startswith("/_fake/"):
+            return super().dispatch(request)  # the introspection endpoints, unchanged
+        self.request_count += 1
+        malformed = False
+        try:
+            body: Any = _decoder.decode(request.body) if request.body else None
+        except msgspec.DecodeError:
+            body, malformed = None, True
+        if self.record:
+            # Recorded as sent, before the deployment is turned into a model name.
+            self._recorded.append(RecordedRequest(request.method, path, query, request.headers, body))
+        try:
+            return self._azure(request, path, query, body, malformed)
+        except RequestError as err:
+            return self.error_reply(err)
+
+    # -- routing and replies ----------------------------------------------------------------------
+
+    def _azure(self, request: Request, path: str, query: str, body: Any, malformed: bool) -> Reply:
+        match = _DEPLOYMENT_PATH.fullmatch(path)
+        if request.method != "POST" or match is None:
+            raise RequestError(404, f"Resource not found ({request.method} {path}).", code="404")
+        if not _has_credentials(request.headers):
+            raise RequestError(401, "Access denied: send an api-key header or an Entra ID bearer token.", code="401")
+        if not any(version.strip() for version in parse_qs(query).get("api-version", [])):
+            raise RequestError(400, "The api-version query parameter is required.", code="MissingApiVersionParameter")
+        if malformed:
+            raise RequestError(400, "We could not parse the JSON body of your request.")
+        deployment, operation = unquote(match.group(1)), match.group(2)
+        if isinstance(body, dict):  # the deployment decides the model, whatever the body says
+            body = {**body, "model": deployment}
+        reply = self._route("POST", "/v1" + operation, body)
+        if reply.status == 200 and operation in _FILTERED_OPERATIONS:
+            _annotate(reply)
+        return reply
+
+
+def _annotate(reply: Reply) -> None:
+    """Add the content-filter fields Azure puts on successful generations."""
+    if reply.events is not None:
+        opening: Json = {
+            "id": "",
+            "object": "",
+            "created": 0,
+            "model": "",
+            "choices": [],
+            "prompt_filter_results": prompt_filter_results(),
+        }
+        reply.events = itertools.chain((b"data: " + _encoder.encode(opening) + b"\n\n",), reply.events)
+        return
+    payload = _decoder.decode(reply.body)
+    if isinstance(payload, dict):
+        payload["prompt_filter_results"] = prompt_filter_results()
+        for choice in payload.get("choices") or ():
+            if isinstance(choice, dict):
+                choice["content_filter_results"] = filter_results()
+        reply.body = _encoder.encode(payload)
