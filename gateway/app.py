@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.admin.controller import AdminKeysController
 from gateway.errors import GatewayError
 from gateway.health.controller import HealthController
+from gateway.ingress.controller import AnthropicController
 from gateway.proxy.controller import OpenAIController
 from gateway.runtime import open_runtime
 from gateway.settings import Settings
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
             yield
 
     return Litestar(
-        route_handlers=[OpenAIController, AdminKeysController, HealthController],
+        route_handlers=[OpenAIController, AnthropicController, AdminKeysController, HealthController],
         lifespan=[lifespan],
         exception_handlers={
             GatewayError: handle_gateway_error,

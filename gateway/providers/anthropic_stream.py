@@ -58,6 +58,10 @@ class AnthropicStreamTap:
         self.forwarded += out
         return out
 
+    def error(self, event: bytes) -> bytes:
+        self.forwarded += event
+        return event  # already in the OpenAI schema this tap emits
+
     def close(self) -> bytes:
         # A last event without its blank line still counts: the backend may close right after it.
         rest, self._partial = self._partial, b""

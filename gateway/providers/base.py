@@ -21,15 +21,26 @@ class UpstreamRequest:
 class StreamTap(Protocol):
     """Reads a backend's stream as it passes and says what to forward to the client."""
 
-    usage: Usage | None
-    finished: bool
-    """The stream's own end marker (OpenAI's ``[DONE]``) went by."""
-    forwarded: bytearray
-    """The OpenAI-format bytes sent to the client so far: counted when no usage ever came."""
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def finished(self) -> bool:
+        """The stream's own end marker (OpenAI's ``[DONE]``) went by."""
+        ...
+
+    @property
+    def forwarded(self) -> bytearray:
+        """The OpenAI-format bytes sent to the client so far: counted when no usage ever came."""
+        ...
 
     def feed(self, data: bytes) -> bytes: ...
 
     def close(self) -> bytes: ...
+
+    def error(self, event: bytes) -> bytes:
+        """The bytes to send for an OpenAI-format error event the gateway itself makes mid-stream."""
+        ...
 
 
 class Adapter(Protocol):

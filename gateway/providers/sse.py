@@ -42,6 +42,10 @@ class OpenAIStreamTap:
         self.forwarded += out
         return out
 
+    def error(self, event: bytes) -> bytes:
+        self.forwarded += event
+        return event  # already in the OpenAI schema this tap emits
+
     def close(self) -> bytes:
         rest, self._partial = self._partial, b""
         if rest.strip():

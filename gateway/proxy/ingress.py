@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from gateway.ledger.exchange import Usage
 from gateway.providers.base import StreamTap
 from gateway.proxy.body import Endpoint, parse_body
 
@@ -39,15 +40,23 @@ class OpenAIIngress:
 OPENAI = OpenAIIngress()
 
 
+class ClientTap(Protocol):
+    """Translates the OpenAI stream the backend tap produces into the client's schema."""
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def close(self) -> bytes: ...
+
+
 class ChainedTap:
     """Two taps in a row: the backend's (usage, token counting) then the ingress's (the bytes sent)."""
 
-    def __init__(self, backend: StreamTap, client: StreamTap) -> None:
+    def __init__(self, backend: StreamTap, client: ClientTap) -> None:
         self._backend = backend
         self._client = client
 
     @property
-    def usage(self) -> Any:
+    def usage(self) -> Usage | None:
         return self._backend.usage
 
     @property
@@ -63,3 +72,6 @@ class ChainedTap:
 
     def close(self) -> bytes:
         return self._client.feed(self._backend.close()) + self._client.close()
+
+    def error(self, event: bytes) -> bytes:
+        return self._client.feed(self._backend.error(event))

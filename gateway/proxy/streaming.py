@@ -84,10 +84,14 @@ class StreamRelay:
         except httpx.TimeoutException:
             # Headers are gone already: report in-band, as OpenAI does.
             exchange.status, exchange.error_type = 504, "UpstreamTimeout"
-            tail = _error_event(f"Backend '{name}' sent nothing more within its timeout.", "upstream_timeout")
+            tail = self._tap.error(
+                _error_event(f"Backend '{name}' sent nothing more within its timeout.", "upstream_timeout")
+            )
         except httpx.HTTPError as exc:
             exchange.status, exchange.error_type = 502, "UpstreamError"
-            tail = _error_event(f"Backend '{name}' broke off the stream: {type(exc).__name__}.", "upstream_error")
+            tail = self._tap.error(
+                _error_event(f"Backend '{name}' broke off the stream: {type(exc).__name__}.", "upstream_error")
+            )
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _settle(self) -> None:

@@ -1,0 +1,43 @@
+"""The Anthropic Messages API as an ingress: ``POST /v1/messages`` from Anthropic-SDK clients,
+translated to the OpenAI chat schema the pipeline speaks and back (``anthropic_messages``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gateway.errors import InvalidRequest, UpstreamError
+from gateway.ingress.anthropic_messages import AnthropicEventStream, to_anthropic_message, to_openai_request
+from gateway.providers.base import StreamTap
+from gateway.proxy.body import Endpoint
+from gateway.proxy.ingress import ChainedTap
+
+_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+
+
+class AnthropicIngress:
+    def parse(self, raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
+        try:
+            body = _decoder.decode(raw)
+        except (msgspec.DecodeError, RecursionError):
+            raise InvalidRequest("The request body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("The request body must be a JSON object.")
+        payload = to_openai_request(body)
+        payload["stream_options"] = {"include_usage": True} if payload.get("stream") else None
+        return {k: v for k, v in payload.items() if v is not None}
+
+    def respond(self, body: bytes, payload: dict[str, Any]) -> bytes:
+        try:
+            response = _decoder.decode(body)
+        except (msgspec.DecodeError, RecursionError):
+            raise UpstreamError("The backend's answer could not be read.") from None
+        return _encoder.encode(to_anthropic_message(response, payload["model"]))
+
+    def stream(self, tap: StreamTap, payload: dict[str, Any]) -> StreamTap:
+        return ChainedTap(tap, AnthropicEventStream(payload["model"]))
+
+
+ANTHROPIC = AnthropicIngress()

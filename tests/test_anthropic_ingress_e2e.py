@@ -1,0 +1,66 @@
+"""Anthropic-SDK clients: POST /v1/messages reaches any model, plain and streamed."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+from harness import Gateway
+
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+def _client(gateway: Gateway, key: str) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=gateway.base_url, api_key=key, max_retries=0)
+
+
+@pytest.mark.parametrize("model", ["chat-model", "claude-model"])
+async def test_messages_reach_openai_and_anthropic_backends(gateway: Gateway, key: str, model: str) -> None:
+    raw = await _client(gateway, key).messages.with_raw_response.create(
+        model=model, max_tokens=100, system="Be brief.", messages=MESSAGES
+    )
+    message = await raw.parse()
+    assert message.type == "message" and message.role == "assistant" and message.model == model
+    assert message.content[0].type == "text" and message.content[0].text
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (12, 7)
+    assert message.stop_reason == "end_turn"
+    row = await gateway.usage(raw.headers["x-request-id"])
+    assert (row.endpoint, row.prompt_tokens, row.completion_tokens, row.status_code) == ("messages", 12, 7, 200)
+
+
+@pytest.mark.parametrize("model", ["chat-model", "claude-model"])
+async def test_streamed_messages_have_the_anthropic_event_sequence(gateway: Gateway, key: str, model: str) -> None:
+    client = _client(gateway, key)
+    async with client.messages.stream(model=model, max_tokens=100, messages=MESSAGES) as stream:
+        kinds = [event.type async for event in stream]
+        final = await stream.get_final_message()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert "content_block_delta" in kinds and "message_delta" in kinds
+    assert len(final.content[0].text.split()) == 7  # type: ignore[union-attr]
+    assert final.usage.output_tokens == 7
+
+
+async def test_tool_use_round_trip_through_the_anthropic_sdk(gateway: Gateway, key: str) -> None:
+    client = _client(gateway, key)
+    tools = [{"name": "lookup", "description": "Look up", "input_schema": {"type": "object"}}]
+    first = await client.messages.create(model="chat-model", max_tokens=100, messages=MESSAGES, tools=tools)  # type: ignore[arg-type]
+    use = next(block for block in first.content if block.type == "tool_use")
+    assert first.stop_reason == "tool_use" and use.name == "lookup"
+    followup = [
+        *MESSAGES,
+        {"role": "assistant", "content": [use.model_dump()]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "42"}]},
+    ]
+    second = await client.messages.create(model="chat-model", max_tokens=100, messages=followup, tools=tools)  # type: ignore[arg-type]
+    assert second.content[0].type == "text"
+    sent = gateway.upstream.requests[-1].body["messages"]
+    assert sent[-1]["role"] == "tool" and sent[-1]["tool_call_id"] == use.id
+
+
+async def test_anthropic_sdk_errors(gateway: Gateway, key: str) -> None:
+    with pytest.raises(anthropic.AuthenticationError):
+        await _client(gateway, "sk-gw-" + "x" * 40).messages.create(model="chat-model", max_tokens=5, messages=MESSAGES)
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        await _client(gateway, key).messages.create(model="no-such-model", max_tokens=5, messages=MESSAGES)
+    assert missing.value.body["type"] == "error"  # type: ignore[index]
+    with pytest.raises(anthropic.BadRequestError):
+        await _client(gateway, key).messages.create(model="chat-model", max_tokens=5, messages=[])
