@@ -26,6 +26,7 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.testing.fake_anthropic import FakeAnthropic
 from gateway.testing.fake_azure import FakeAzure
+from gateway.testing.fake_gemini import FakeGemini
 from gateway.testing.fake_upstream import FakeUpstream
 
 ADMIN_KEY = "test-admin-key"
@@ -36,7 +37,12 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-def models_yaml(upstream: str, anthropic: str = "http://127.0.0.1:9/v1", azure: str = "http://127.0.0.1:9") -> str:
+def models_yaml(
+    upstream: str,
+    anthropic: str = "http://127.0.0.1:9/v1",
+    azure: str = "http://127.0.0.1:9",
+    gemini: str = "http://127.0.0.1:9/v1beta",
+) -> str:
     """Public model names mapped onto the fake upstreams' behaviour markers."""
     return f"""
 backends:
@@ -48,6 +54,10 @@ backends:
     kind: azure
     base_url: {azure}
     api_key: azure-secret-do-not-leak
+  gemini:
+    kind: gemini
+    base_url: {gemini}
+    api_key: gemini-secret-do-not-leak
   fake:
     kind: openai
     base_url: {upstream}
@@ -118,6 +128,10 @@ models:
     backend: azure
     upstream_model: gpt4o-deploy-tokens-12-7
     prices: {{input: 150000, output: 600000}}
+  gemini-model:
+    backend: gemini
+    upstream_model: gemini-fake-tokens-12-7
+    prices: {{input: 100000, output: 400000}}
   claude-overloaded:
     backend: claude
     upstream_model: claude-fake-error-529
@@ -136,6 +150,7 @@ class Gateway:
     upstream: FakeUpstream
     anthropic: FakeAnthropic
     azure: FakeAzure
+    gemini: FakeGemini
     runtime: Runtime
     mode: str
 
@@ -174,9 +189,9 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(mode: str, tmp: Path, **overrides: Any) -> AsyncIterator[Gateway]:
-    async with FakeUpstream() as upstream, FakeAnthropic() as anthropic, FakeAzure() as azure:
+    async with FakeUpstream() as upstream, FakeAnthropic() as anthropic, FakeAzure() as azure, FakeGemini() as gemini:
         models_file = tmp / "models.yaml"
-        models_file.write_text(models_yaml(upstream.base_url, anthropic.base_url, azure.base_url))
+        models_file.write_text(models_yaml(upstream.base_url, anthropic.base_url, azure.base_url, gemini.base_url))
         settings = Settings.load(environ={}, overrides=_mode_settings(mode, tmp, models_file) | overrides)
         app = create_app(settings)
         server = uvicorn.Server(
@@ -190,7 +205,7 @@ async def running_gateway(mode: str, tmp: Path, **overrides: Any) -> AsyncIterat
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         try:
-            yield Gateway(f"http://127.0.0.1:{port}", upstream, anthropic, azure, app.state.runtime, mode)
+            yield Gateway(f"http://127.0.0.1:{port}", upstream, anthropic, azure, gemini, app.state.runtime, mode)
         finally:
             server.should_exit = True
             await task

@@ -7,8 +7,14 @@ from collections.abc import Mapping
 from gateway.providers.anthropic import AnthropicAdapter
 from gateway.providers.azure import AzureOpenAIAdapter
 from gateway.providers.base import Adapter
+from gateway.providers.gemini import GeminiAdapter
 from gateway.providers.openai import OpenAIAdapter
 
 
 def adapters() -> Mapping[str, Adapter]:
-    return {"openai": OpenAIAdapter(), "anthropic": AnthropicAdapter(), "azure": AzureOpenAIAdapter()}
+    return {
+        "openai": OpenAIAdapter(),
+        "anthropic": AnthropicAdapter(),
+        "azure": AzureOpenAIAdapter(),
+        "gemini": GeminiAdapter(),
+    }
