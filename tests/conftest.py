@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from harness import POSTGRES_URL, Gateway, running_gateway
+
+# Bedrock requests are signed with the standard AWS credential chain; the fake checks the header.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIDTESTONLY")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test-secret-access-key")
 from sqlalchemy import text
 
 from gateway.db.engine import create_engine

@@ -26,6 +26,7 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.testing.fake_anthropic import FakeAnthropic
 from gateway.testing.fake_azure import FakeAzure
+from gateway.testing.fake_bedrock import FakeBedrock
 from gateway.testing.fake_gemini import FakeGemini
 from gateway.testing.fake_upstream import FakeUpstream
 
@@ -42,6 +43,7 @@ def models_yaml(
     anthropic: str = "http://127.0.0.1:9/v1",
     azure: str = "http://127.0.0.1:9",
     gemini: str = "http://127.0.0.1:9/v1beta",
+    bedrock: str = "http://127.0.0.1:9",
 ) -> str:
     """Public model names mapped onto the fake upstreams' behaviour markers."""
     return f"""
@@ -58,6 +60,10 @@ backends:
     kind: gemini
     base_url: {gemini}
     api_key: gemini-secret-do-not-leak
+  bedrock:
+    kind: bedrock
+    base_url: {bedrock}
+    region: us-east-1
   fake:
     kind: openai
     base_url: {upstream}
@@ -132,6 +138,10 @@ models:
     backend: gemini
     upstream_model: gemini-fake-tokens-12-7
     prices: {{input: 100000, output: 400000}}
+  bedrock-model:
+    backend: bedrock
+    upstream_model: anthropic.claude-fake-tokens-12-7-v1:0
+    prices: {{input: 3000000, output: 15000000}}
   claude-overloaded:
     backend: claude
     upstream_model: claude-fake-error-529
@@ -145,12 +155,20 @@ def _closed_port() -> int:
 
 
 @dataclass
-class Gateway:
-    base_url: str
-    upstream: FakeUpstream
+class Fakes:
+    """The fake upstreams of the other wire schemas."""
+
     anthropic: FakeAnthropic
     azure: FakeAzure
     gemini: FakeGemini
+    bedrock: FakeBedrock
+
+
+@dataclass
+class Gateway:
+    base_url: str
+    upstream: FakeUpstream
+    fakes: Fakes
     runtime: Runtime
     mode: str
 
@@ -189,9 +207,15 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(mode: str, tmp: Path, **overrides: Any) -> AsyncIterator[Gateway]:
-    async with FakeUpstream() as upstream, FakeAnthropic() as anthropic, FakeAzure() as azure, FakeGemini() as gemini:
+    async with contextlib.AsyncExitStack() as fakes:
+        upstream = await fakes.enter_async_context(FakeUpstream())
+        anthropic = await fakes.enter_async_context(FakeAnthropic())
+        azure = await fakes.enter_async_context(FakeAzure())
+        gemini = await fakes.enter_async_context(FakeGemini())
+        bedrock = await fakes.enter_async_context(FakeBedrock())
         models_file = tmp / "models.yaml"
-        models_file.write_text(models_yaml(upstream.base_url, anthropic.base_url, azure.base_url, gemini.base_url))
+        urls = (upstream.base_url, anthropic.base_url, azure.base_url, gemini.base_url, bedrock.base_url)
+        models_file.write_text(models_yaml(*urls))
         settings = Settings.load(environ={}, overrides=_mode_settings(mode, tmp, models_file) | overrides)
         app = create_app(settings)
         server = uvicorn.Server(
@@ -205,7 +229,8 @@ async def running_gateway(mode: str, tmp: Path, **overrides: Any) -> AsyncIterat
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         try:
-            yield Gateway(f"http://127.0.0.1:{port}", upstream, anthropic, azure, gemini, app.state.runtime, mode)
+            fakes_seen = Fakes(anthropic, azure, gemini, bedrock)
+            yield Gateway(f"http://127.0.0.1:{port}", upstream, fakes_seen, app.state.runtime, mode)
         finally:
             server.should_exit = True
             await task

@@ -19,7 +19,7 @@ async def test_plain_chat_is_translated_priced_and_recorded(gateway: Gateway, ke
     assert completion.usage is not None
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (12, 7)
 
-    sent = gateway.anthropic.requests[-1]
+    sent = gateway.fakes.anthropic.requests[-1]
     assert sent.path == "/v1/messages"
     assert sent.headers["x-api-key"] == "anthropic-secret-do-not-leak" and "anthropic-version" in sent.headers
     assert sent.body["system"] == "Be brief." and sent.body["max_tokens"] == 256  # the version's default
@@ -71,7 +71,7 @@ async def test_tool_call_round_trip(gateway: Gateway, key: str) -> None:
     ]
     second = await client.chat.completions.create(model="claude-model", messages=followup, tools=TOOLS)  # type: ignore[arg-type]
     assert second.choices[0].message.content
-    sent = gateway.anthropic.requests[-1].body["messages"]
+    sent = gateway.fakes.anthropic.requests[-1].body["messages"]
     assert sent[-2]["content"][-1]["type"] == "tool_use"
     assert sent[-1]["role"] == "user" and sent[-1]["content"][0]["type"] == "tool_result"
 

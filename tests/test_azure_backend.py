@@ -12,7 +12,7 @@ async def test_azure_deployment_plain_and_streamed(gateway: Gateway, key: str) -
     client = gateway.openai(key)
     raw = await client.chat.completions.with_raw_response.create(model="azure-model", messages=PROMPT)
     validate("CreateChatCompletionResponse", raw.http_response.json())
-    sent = gateway.azure.requests[-1]
+    sent = gateway.fakes.azure.requests[-1]
     assert sent.path == "/openai/deployments/gpt4o-deploy-tokens-12-7/chat/completions"
     assert "api-version=" in sent.query and sent.headers["api-key"] == "azure-secret-do-not-leak"
     row = await gateway.usage(raw.headers["x-request-id"])

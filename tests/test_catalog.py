@@ -86,10 +86,10 @@ def test_empty_file_is_an_empty_catalog(tmp_path: Path) -> None:
 
 def test_unknown_backend_kind_is_named() -> None:
     data = _spec()
-    data["backends"]["upstream"]["kind"] = "bedrock"
+    data["backends"]["upstream"]["kind"] = "watsonx"
     message = _error(data)
     assert message.startswith(f"{SOURCE}: backends.upstream.kind: ")
-    assert "unknown backend kind 'bedrock'" in message
+    assert "unknown backend kind 'watsonx'" in message
     assert "openai" in message
 
 
@@ -394,3 +394,11 @@ def test_a_malformed_api_key_is_never_echoed() -> None:
     backend["api_key"] = 123456789987654321
     message = _error(spec)
     assert ".api_key" in message and "123456789987654321" not in message
+
+
+def test_a_bedrock_backend_needs_a_region_it_can_sign_for() -> None:
+    data = _spec()
+    data["backends"]["upstream"] = {"kind": "bedrock", "base_url": "https://proxy.example.com"}
+    assert "backends.upstream.region: required" in _error(data)
+    data["backends"]["upstream"]["base_url"] = "https://bedrock-runtime.eu-west-3.amazonaws.com"
+    assert parse_catalog_config(data, SOURCE).backends["upstream"].region == "eu-west-3"

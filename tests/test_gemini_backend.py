@@ -12,7 +12,7 @@ async def test_gemini_plain_and_streamed_cost_the_same(gateway: Gateway, key: st
     client = gateway.openai(key)
     raw = await client.chat.completions.with_raw_response.create(model="gemini-model", messages=PROMPT)
     validate("CreateChatCompletionResponse", raw.http_response.json())
-    sent = gateway.gemini.requests[-1]
+    sent = gateway.fakes.gemini.requests[-1]
     assert sent.path.endswith("/models/gemini-fake-tokens-12-7:generateContent")
     assert sent.headers["x-goog-api-key"] == "gemini-secret-do-not-leak"
     assert sent.body["systemInstruction"]["parts"][0]["text"] == "Be brief."

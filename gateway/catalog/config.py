@@ -11,7 +11,8 @@ from typing import Any
 from gateway.errors import ConfigError
 from gateway.yaml_file import read_yaml
 
-BACKEND_KINDS = frozenset({"openai", "anthropic", "azure", "gemini"})  # the keys of providers.registry.adapters()
+# The keys of providers.registry.adapters().
+BACKEND_KINDS = frozenset({"openai", "anthropic", "azure", "gemini", "bedrock"})
 AZURE_API_VERSION = "2024-10-21"  # the GA version Azure OpenAI documents; override per backend
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -27,6 +28,8 @@ class BackendConfig:
     timeout_seconds: float | None = None
     api_version: str | None = None
     """Azure OpenAI's ``api-version`` query parameter."""
+    region: str | None = None
+    """AWS region a Bedrock backend signs its requests for."""
 
     @property
     def credential_ref(self) -> str | None:
@@ -86,7 +89,9 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
     where = f"backends.{name}"
     fields.name(name, where)
     spec = fields.mapping(spec, where)
-    fields.no_extra(spec, where, {"kind", "base_url", "api_key_env", "api_key", "timeout_seconds", "api_version"})
+    fields.no_extra(
+        spec, where, {"kind", "base_url", "api_key_env", "api_key", "timeout_seconds", "api_version", "region"}
+    )
     kind = fields.string(spec, where, "kind", default="openai")
     if kind not in BACKEND_KINDS:
         fields.fail(f"{where}.kind", f"unknown backend kind {kind!r}; known: {', '.join(sorted(BACKEND_KINDS))}")
@@ -106,9 +111,24 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
         api_key_env=api_key_env,
         api_key=_api_key(fields, spec, where),
         timeout_seconds=float(timeout) if timeout is not None else None,
-        api_version=fields.optional_string(spec, where, "api_version")
-        or (AZURE_API_VERSION if kind == "azure" else None),
+        api_version=fields.optional_string(spec, where, "api_version") or _default_api_version(kind),
+        region=_region(fields, spec, where, kind, base_url),
     )
+
+
+def _default_api_version(kind: str) -> str | None:
+    return AZURE_API_VERSION if kind == "azure" else None
+
+
+def _region(fields: _Fields, spec: dict[str, Any], where: str, kind: str, base_url: str) -> str | None:
+    """Bedrock needs a region to sign for: given, or read from bedrock-runtime.<region>.amazonaws.com."""
+    region = fields.optional_string(spec, where, "region")
+    if region or kind != "bedrock":
+        return region
+    found = re.search(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com", base_url)
+    if not found:
+        fields.fail(f"{where}.region", "required for a Bedrock backend whose base_url does not name the region")
+    return found.group(1) if found else None
 
 
 def _api_key(fields: _Fields, spec: dict[str, Any], where: str) -> str | None:

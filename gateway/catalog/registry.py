@@ -36,6 +36,7 @@ class BackendTarget:
     # Carries the credential: kept out of repr so it never reaches a log line.
     headers: dict[str, str] = field(repr=False)
     api_version: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,7 +70,7 @@ def _upsert_backend(session: AsyncSession, row: Backend | None, spec: BackendCon
     row.kind = spec.kind
     row.base_url = spec.base_url
     row.credential_ref = spec.credential_ref
-    row.settings = {"timeout_seconds": spec.timeout_seconds, "api_version": spec.api_version}
+    row.settings = {"timeout_seconds": spec.timeout_seconds, "api_version": spec.api_version, "region": spec.region}
     session.add(row)
     return row
 
@@ -115,6 +115,7 @@ def _route(
             timeout_seconds=spec.timeout_seconds,
             headers=headers,
             api_version=spec.api_version,
+            region=spec.region,
         ),
         upstream_model=version.upstream_model,
         params=params,

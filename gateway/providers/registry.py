@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from gateway.providers.anthropic import AnthropicAdapter
 from gateway.providers.azure import AzureOpenAIAdapter
 from gateway.providers.base import Adapter
+from gateway.providers.bedrock import BedrockAdapter
 from gateway.providers.gemini import GeminiAdapter
 from gateway.providers.openai import OpenAIAdapter
 
@@ -17,4 +18,5 @@ def adapters() -> Mapping[str, Adapter]:
         "anthropic": AnthropicAdapter(),
         "azure": AzureOpenAIAdapter(),
         "gemini": GeminiAdapter(),
+        "bedrock": BedrockAdapter(),
     }

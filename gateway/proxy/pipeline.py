@@ -30,6 +30,8 @@ from gateway.proxy.upstream import Upstream
 from gateway.web.errors import status_and_type
 
 _T = TypeVar("_T")
+# Server-sent events, and Bedrock's binary event stream.
+_STREAM_MEDIA_TYPES = ("text/event-stream", "application/vnd.amazon.eventstream")
 
 
 class Inbound(Protocol):
@@ -135,7 +137,7 @@ class Pipeline:
             response = await self._upstream.send(
                 upstream.url, upstream.headers, upstream.body, route.backend.timeout_seconds
             )
-        streaming = response.headers.get("content-type", "").startswith("text/event-stream")
+        streaming = response.headers.get("content-type", "").startswith(_STREAM_MEDIA_TYPES)
         if response.status_code >= 300 or not streaming:
             try:
                 body = await response.aread()
