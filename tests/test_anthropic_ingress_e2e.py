@@ -64,3 +64,15 @@ async def test_anthropic_sdk_errors(gateway: Gateway, key: str) -> None:
     assert missing.value.body["type"] == "error"  # type: ignore[index]
     with pytest.raises(anthropic.BadRequestError):
         await _client(gateway, key).messages.create(model="chat-model", max_tokens=5, messages=[])
+
+
+async def test_count_tokens_is_exact_for_anthropic_backends_only(gateway: Gateway, key: str) -> None:
+    client = _client(gateway, key)
+    counted = await client.messages.count_tokens(model="claude-model", messages=MESSAGES, system="Be brief.")
+    assert counted.input_tokens > 0
+    assert gateway.fakes.anthropic.requests[-1].path == "/v1/messages/count_tokens"
+    assert gateway.fakes.anthropic.requests[-1].body["model"] == "claude-fake-tokens-12-7"
+    with pytest.raises(anthropic.BadRequestError, match="Anthropic backend"):
+        await client.messages.count_tokens(model="chat-model", messages=MESSAGES)
+    with pytest.raises(anthropic.AuthenticationError):
+        await _client(gateway, "sk-gw-" + "y" * 40).messages.count_tokens(model="claude-model", messages=MESSAGES)

@@ -18,14 +18,17 @@ _encoder = msgspec.json.Encoder()
 
 
 class AnthropicIngress:
-    def parse(self, raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
+    def parse_object(self, raw: bytes) -> dict[str, Any]:
         try:
             body = _decoder.decode(raw)
         except (msgspec.DecodeError, RecursionError):
             raise InvalidRequest("The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
-        payload = to_openai_request(body)
+        return body
+
+    def parse(self, raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
+        payload = to_openai_request(self.parse_object(raw))
         payload["stream_options"] = {"include_usage": True} if payload.get("stream") else None
         return {k: v for k, v in payload.items() if v is not None}
 

@@ -14,9 +14,11 @@ from litestar.datastructures import State
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
-from gateway.errors import GatewayError, UpstreamRejected
+from gateway.errors import GatewayError, UnsupportedEndpoint, UpstreamRejected
 from gateway.ingress.anthropic import ANTHROPIC
-from gateway.ingress.anthropic_messages import anthropic_error_body
+from gateway.ingress.anthropic_messages import anthropic_error_body, count_tokens_request
+from gateway.providers.anthropic import ANTHROPIC_VERSION
+from gateway.providers.base import UpstreamRequest
 from gateway.proxy.body import MESSAGES
 from gateway.proxy.pipeline import Pipeline
 from gateway.web.client import RequestClient
@@ -35,6 +37,29 @@ class AnthropicController(Controller):
         pipeline: Pipeline = request.app.state.pipeline
         try:
             return await pipeline.handle(request_id(request.scope), MESSAGES, RequestClient(request), ANTHROPIC)
+        except GatewayError as exc:
+            return _anthropic_error(exc)
+
+    @post("/messages/count_tokens", summary="Count a message's input tokens (Anthropic backends only)")
+    async def count_tokens(self, request: Request[Any, Any, State]) -> ASGIApp:
+        pipeline: Pipeline = request.app.state.pipeline
+        try:
+            key = await pipeline.authenticate(request.headers)
+            body = ANTHROPIC.parse_object(await RequestClient(request).body())
+            route = pipeline.route(count_tokens_request(body)["model"], key)
+            if route.backend.kind != "anthropic":
+                # Only the model's own tokenizer gives an honest count; we have it only through Anthropic.
+                raise UnsupportedEndpoint(
+                    f"Token counting is available for models on an Anthropic backend; '{route.model}' is served "
+                    f"by a '{route.backend.kind}' backend."
+                )
+            upstream = UpstreamRequest(
+                url=route.backend.base_url + "/messages/count_tokens",
+                headers={"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+                | route.backend.headers,
+                body=_encoder.encode({**body, "model": route.upstream_model}),
+            )
+            return ASGIResponse(body=await pipeline.relay_json(route, upstream), media_type="application/json")
         except GatewayError as exc:
             return _anthropic_error(exc)
 

@@ -105,6 +105,19 @@ class Pipeline:
             raise PermissionDenied(f"This API key may not use the model '{model}'.", param="model")
         return route
 
+    async def relay_json(self, route: ModelRoute, request: UpstreamRequest) -> bytes:
+        """A side request to a model's backend (not metered): the answer's body, or its error."""
+        adapter = self._adapters[route.backend.kind]
+        with _upstream_failures(route):
+            response = await self._upstream.send(request.url, request.headers, request.body, 30.0)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+        if response.status_code >= 300:
+            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
+        return body
+
     def record(self, exchange: Exchange) -> None:
         self._ledger.record(exchange.to_row())
 
