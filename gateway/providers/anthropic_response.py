@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
 
 from gateway.errors import UpstreamError
 from gateway.ledger.exchange import Usage
+from gateway.providers.openai_chat import chat_completion, choice_message, openai_usage
+from gateway.providers.openai_chat import count as _count
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -37,15 +38,6 @@ def usage_of(usage: Any) -> Usage | None:
     return Usage(prompt_tokens=prompt, completion_tokens=_count(usage.get("output_tokens")), cached_tokens=cached)
 
 
-def openai_usage(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    }
-
-
 def completion_id(message_id: Any) -> str:
     return f"chatcmpl-{message_id}" if isinstance(message_id, str) and message_id else "chatcmpl-anthropic"
 
@@ -53,23 +45,14 @@ def completion_id(message_id: Any) -> str:
 def translate_response(body: bytes) -> tuple[bytes, Usage | None]:
     message = _decode_message(body)
     usage = usage_of(message.get("usage"))
-    completion: dict[str, Any] = {
-        "id": completion_id(message.get("id")),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": str(message.get("model") or ""),
-        "choices": [
-            {
-                "index": 0,
-                "message": _choice_message(message["content"]),
-                "logprobs": None,
-                "finish_reason": finish_reason(message.get("stop_reason")),
-            }
-        ],
-    }
-    if usage is not None:
-        completion["usage"] = openai_usage(usage)
-    return _encoder.encode(completion), usage
+    completion = chat_completion(
+        completion_id(message.get("id")),
+        str(message.get("model") or ""),
+        _choice_message(message["content"]),
+        finish_reason(message.get("stop_reason")),
+        openai_usage(usage) if usage is not None else None,
+    )
+    return completion, usage
 
 
 def _decode_message(body: bytes) -> dict[str, Any]:
@@ -93,10 +76,7 @@ def _choice_message(content: list[Any]) -> dict[str, Any]:
         elif block.get("type") == "tool_use":
             calls.append(_tool_call(block))
         # thinking and server-tool blocks have no chat.completion counterpart
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
-    if calls:
-        message["tool_calls"] = calls
-    return message
+    return choice_message(texts, calls)
 
 
 def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
@@ -106,10 +86,6 @@ def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
         "type": "function",
         "function": {"name": str(block.get("name") or ""), "arguments": arguments},
     }
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 _ERROR_TYPES = {

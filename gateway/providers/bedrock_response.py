@@ -6,7 +6,6 @@ replies carry neither an id nor the model's name: ids are made up here, unique p
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -14,6 +13,8 @@ import msgspec
 
 from gateway.errors import UpstreamError
 from gateway.ledger.exchange import Usage
+from gateway.providers.openai_chat import chat_completion, choice_message, openai_usage
+from gateway.providers.openai_chat import count as _count
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -55,15 +56,6 @@ def usage_of(usage: Any) -> Usage | None:
     return Usage(prompt_tokens=prompt, completion_tokens=_count(usage.get("outputTokens")), cached_tokens=cached)
 
 
-def openai_usage(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    }
-
-
 def new_completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
@@ -88,23 +80,14 @@ def translate_response(body: bytes, model: str = "") -> tuple[bytes, Usage | Non
     if not isinstance(content, list):
         raise UpstreamError("The backend returned a response that is not a Converse reply.")
     usage = usage_of(reply.get("usage"))
-    completion: dict[str, Any] = {
-        "id": new_completion_id(),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": _choice_message(content),
-                "logprobs": None,
-                "finish_reason": finish_reason(reply.get("stopReason")),
-            }
-        ],
-    }
-    if usage is not None:
-        completion["usage"] = openai_usage(usage)
-    return _encoder.encode(completion), usage
+    completion = chat_completion(
+        new_completion_id(),
+        model,
+        _choice_message(content),
+        finish_reason(reply.get("stopReason")),
+        openai_usage(usage) if usage is not None else None,
+    )
+    return completion, usage
 
 
 def translate_embeddings(body: bytes, model: str = "") -> tuple[bytes, Usage | None]:
@@ -145,10 +128,7 @@ def _choice_message(content: list[Any]) -> dict[str, Any]:
         elif isinstance(block.get("toolUse"), dict):
             calls.append(tool_call(block["toolUse"]))
         # reasoningContent, citations and guard content have no chat.completion counterpart
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
-    if calls:
-        message["tool_calls"] = calls
-    return message
+    return choice_message(texts, calls)
 
 
 def tool_call(tool_use: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +141,3 @@ def tool_call(tool_use: dict[str, Any]) -> dict[str, Any]:
             "arguments": _encoder.encode(arguments if arguments is not None else {}).decode(),
         },
     }
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

@@ -9,36 +9,26 @@ chunk and ``[DONE]`` at the second (or at the end of the stream, should metadata
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
 from botocore.eventstream import EventStreamBuffer, ParserError  # type: ignore[import-untyped]
 
-from gateway.ledger.exchange import Usage
-from gateway.providers.bedrock_response import error_type, finish_reason, new_completion_id, openai_usage, usage_of
+from gateway.providers.bedrock_response import error_type, finish_reason, new_completion_id, usage_of
+from gateway.providers.openai_chat import openai_usage
+from gateway.providers.openai_chunks import DONE, MIDSTREAM_ERROR, ChunkTap, error_event
 
 _decoder = msgspec.json.Decoder()
-_encoder = msgspec.json.Encoder()
-_EVENT_END = b"\n\n"
-_DONE = b"data: [DONE]\n\n"
 
 
-class BedrockStreamTap:
+class BedrockStreamTap(ChunkTap):
     def __init__(self, *, include_usage: bool, model: str = "") -> None:
-        self._include_usage = include_usage
+        super().__init__(include_usage=include_usage, completion_id=new_completion_id(), model=model)
         self._buffer = EventStreamBuffer()
-        self._broken = False
         self._started = False
         self._stopped = False
-        self._id = new_completion_id()
-        self._model = model
-        self._created = int(time.time())
         # Bedrock content-block index -> the tool call's position among the tool-use blocks.
         self._tool_calls: dict[int, int] = {}
-        self.usage: Usage | None = None
-        self.finished = False
-        self.forwarded = bytearray()
 
     def feed(self, data: bytes) -> bytes:
         if self._broken or not data:
@@ -52,13 +42,9 @@ class BedrockStreamTap:
                     break
         except ParserError:
             self._broken = True
-            out += _error_event("The backend sent a malformed event stream.", "api_error", "upstream_error")
+            out += error_event("The backend sent a malformed event stream.", "api_error", "upstream_error")
         self.forwarded += out
         return out
-
-    def error(self, event: bytes) -> bytes:
-        self.forwarded += event
-        return event  # already in the OpenAI schema this tap emits
 
     def close(self) -> bytes:
         # A stream that stopped but sent no metadata still ends properly, only without usage.
@@ -93,20 +79,14 @@ class BedrockStreamTap:
         if self._started:
             return b""
         self._started = True
-        return self._chunk({"role": "assistant", "content": ""})
+        return self._role_chunk()
 
     def _block_start(self, index: Any, start: Any) -> bytes:
         tool_use = start.get("toolUse") if isinstance(start, dict) else None
         if not isinstance(tool_use, dict) or not isinstance(index, int):
             return b""  # text blocks start with their first delta
         position = self._tool_calls[index] = len(self._tool_calls)
-        call = {
-            "index": position,
-            "id": str(tool_use.get("toolUseId") or ""),
-            "type": "function",
-            "function": {"name": str(tool_use.get("name") or ""), "arguments": ""},
-        }
-        return self._chunk({"tool_calls": [call]})
+        return self._tool_call_start(position, str(tool_use.get("toolUseId") or ""), str(tool_use.get("name") or ""))
 
     def _block_delta(self, index: Any, delta: Any) -> bytes:
         if not isinstance(delta, dict):
@@ -120,7 +100,7 @@ class BedrockStreamTap:
             position = self._tool_calls.get(index) if isinstance(index, int) else None
             if position is None:
                 return b""
-            return self._chunk({"tool_calls": [{"index": position, "function": {"arguments": arguments}}]})
+            return self._tool_call_arguments(position, arguments)
         return b""  # reasoning and citation deltas have no chat.completion counterpart
 
     def _message_stop(self, stop_reason: Any) -> bytes:
@@ -139,24 +119,16 @@ class BedrockStreamTap:
     def _done(self) -> bytes:
         self.finished = True
         if not self._include_usage or self.usage is None:
-            return _DONE
-        chunk = {**self._envelope(), "choices": [], "usage": openai_usage(self.usage)}
-        return _data(chunk) + _DONE
+            return DONE
+        return self._usage_chunk(openai_usage(self.usage)) + DONE
 
     def _exception(self, name: Any, body: dict[str, Any]) -> bytes:
         # Bedrock ends the stream after an exception: nothing after it is relayed.
         self._broken = True
         type_, code = error_type(name if isinstance(name, str) else None, "api_error")
         message = body.get("message") or body.get("Message")
-        text = message if isinstance(message, str) and message else "The backend reported an error mid-stream."
-        return _error_event(text, type_, code)
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return _data({**self._envelope(), "choices": [choice]})
-
-    def _envelope(self) -> dict[str, Any]:
-        return {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model}
+        text = message if isinstance(message, str) and message else MIDSTREAM_ERROR
+        return error_event(text, type_, code)
 
 
 def _parse(payload: bytes) -> dict[str, Any]:
@@ -166,11 +138,3 @@ def _parse(payload: bytes) -> dict[str, Any]:
     except (msgspec.DecodeError, RecursionError):
         return {}
     return event if isinstance(event, dict) else {}
-
-
-def _data(obj: dict[str, Any]) -> bytes:
-    return b"data: " + _encoder.encode(obj) + _EVENT_END
-
-
-def _error_event(message: str, type_: str, code: str | None) -> bytes:
-    return _data({"error": {"message": message, "type": type_, "param": None, "code": code}})

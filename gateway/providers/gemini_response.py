@@ -7,13 +7,14 @@ the request side finds a tool result's function by that id among the earlier ass
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
 
 from gateway.errors import UpstreamError
 from gateway.ledger.exchange import Usage
+from gateway.providers.openai_chat import chat_completion, choice_message
+from gateway.providers.openai_chat import count as _count
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -109,23 +110,14 @@ def translate_response(body: bytes) -> tuple[bytes, Usage | None]:
     reason = "content_filter" if not candidate and block_reason(response) else None
     metadata = response.get("usageMetadata")
     usage = usage_of(metadata)
-    completion: dict[str, Any] = {
-        "id": completion_id(response.get("responseId")),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": str(response.get("modelVersion") or ""),
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": reason or finish_reason(candidate.get("finishReason"), "tool_calls" in message),
-            }
-        ],
-    }
-    if usage is not None:
-        completion["usage"] = openai_usage(usage, metadata)
-    return _encoder.encode(completion), usage
+    completion = chat_completion(
+        completion_id(response.get("responseId")),
+        str(response.get("modelVersion") or ""),
+        message,
+        reason or finish_reason(candidate.get("finishReason"), "tool_calls" in message),
+        openai_usage(usage, metadata) if usage is not None else None,
+    )
+    return completion, usage
 
 
 def _decode(body: bytes) -> dict[str, Any]:
@@ -150,14 +142,7 @@ def _choice_message(parts: list[dict[str, Any]]) -> dict[str, Any]:
         elif "functionCall" in part:
             calls.append(tool_call(part["functionCall"], len(calls)))
         # executableCode, inline images and other parts have no chat.completion counterpart
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
-    if calls:
-        message["tool_calls"] = calls
-    return message
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return choice_message(texts, calls)
 
 
 def translate_embeddings(body: bytes) -> tuple[bytes, Usage | None]:

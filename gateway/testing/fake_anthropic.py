@@ -20,27 +20,12 @@ Run standalone with `python -m gateway.testing.fake_anthropic --port 9200 [--no-
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import contextlib
-import functools
-import itertools
-import signal
-from collections import deque
-from collections.abc import Callable
-from typing import Any, cast
-
-import msgspec
+from typing import Any
 
 from gateway.testing.fake_anthropic_events import answer, error_body, input_tokens, marker_error, sse_event, validate
-from gateway.testing.fake_http import Connection, Reply, Request
-from gateway.testing.fake_markers import parse_behaviour
-from gateway.testing.fake_upstream import RecordedRequest
+from gateway.testing.fake_http import Reply, Request
+from gateway.testing.fake_server import MALFORMED, SSE_HEADERS, FakeServer, run_cli
 from gateway.testing.fake_validation import Json, RequestError
-
-MAX_RECORDED = 1000
-SSE_HEADERS = (("cache-control", "no-cache"),)
-_MALFORMED = object()  # sentinel: the body was present but not JSON
 
 
 def _has_credentials(headers: dict[str, str]) -> bool:
@@ -49,94 +34,13 @@ def _has_credentials(headers: dict[str, str]) -> bool:
     return bool(headers.get("x-api-key")) or (scheme.lower() == "bearer" and bool(token.strip()))
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeServer):
     """An Anthropic Messages API server with deterministic answers (see the module docstring)."""
 
-    def __init__(self, *, record: bool = True) -> None:
-        self.record = record
-        self.disconnects = 0
-        self.completed_streams = 0
-        self.request_count = 0
-        self.connections: set[Connection] = set()  # maintained by the connections themselves
-        self._recorded: deque[RecordedRequest] = deque(maxlen=MAX_RECORDED)
-        self._server: asyncio.Server | None = None
-        self._host = "127.0.0.1"
-        self._port = 0
-        self._seq = itertools.count(1)
-        self._behaviour = functools.lru_cache(maxsize=1024)(parse_behaviour)
-        self._decode = msgspec.json.Decoder().decode
-        self._encode = msgspec.json.Encoder().encode
+    _name = "FakeAnthropic"
+    _base_path = "/v1"
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Connection(self), host, port, backlog=1024)
-        self._host = host
-        self._port = int(self._server.sockets[0].getsockname()[1])
-
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        tasks = [task for conn in list(self.connections) if (task := conn.shutdown()) is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._server.wait_closed()
-        self._server = None
-
-    async def __aenter__(self) -> FakeAnthropic:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeAnthropic is not started")
-        return self._port
-
-    @property
-    def root_url(self) -> str:
-        """The URL to give the `anthropic` SDK, which appends `/v1/messages` itself."""
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return self.root_url + "/v1"
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A snapshot of the last `MAX_RECORDED` requests, oldest first."""
-        return list(self._recorded)
-
-    def clear_requests(self) -> None:
-        self._recorded.clear()
-        self.request_count = 0
-
-    def reset(self) -> None:
-        self.clear_requests()
-        self.disconnects = 0
-        self.completed_streams = 0
-
-    # -- called by fake_http.Connection ---------------------------------------------------------
-
-    def dispatch(self, request: Request) -> Reply:
-        """The reply to one complete request."""
-        raw_path, _, raw_query = request.target.partition(b"?")
-        path, query = raw_path.decode("latin-1"), raw_query.decode("latin-1")
-        self.request_count += 1
-        try:
-            body = self._decode(request.body) if request.body else None
-        except msgspec.DecodeError:
-            body = _MALFORMED
-        if self.record:
-            recorded_body = None if body is _MALFORMED else body
-            self._recorded.append(RecordedRequest(request.method, path, query, request.headers, recorded_body))
-        try:
-            return self._route(request, path, body)
-        except RequestError as err:
-            return self.error_reply(err)
+    # `root_url` is what to give the `anthropic` SDK, which appends `/v1/messages` itself.
 
     def error_reply(self, err: RequestError) -> Reply:
         request_id = f"req_fake_{self.request_count}"
@@ -145,14 +49,14 @@ class FakeAnthropic:
 
     # -- routing and replies ----------------------------------------------------------------------
 
-    def _route(self, request: Request, path: str, body: Any) -> Reply:
+    def _route(self, request: Request, path: str, query: str, body: Any) -> Reply:
         if request.method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"):
             raise RequestError(404, f"Not found: {request.method} {path}")
         if not _has_credentials(request.headers):
             raise RequestError(401, "x-api-key header is required")
         if not request.headers.get("anthropic-version"):
             raise RequestError(400, "anthropic-version: header is required")
-        if body is _MALFORMED:
+        if body is MALFORMED:
             raise RequestError(400, "The request body is not valid JSON.")
         if path == "/v1/messages/count_tokens":
             return self._count_tokens(body)
@@ -176,9 +80,7 @@ class FakeAnthropic:
                 reply.chunk_delay = behaviour.chunk_delay_ms / 1000
             else:
                 reply = self._json(result.message())
-        reply.delay = behaviour.slow_ms / 1000
-        reply.hang = behaviour.hang
-        return reply
+        return self._timed(reply, behaviour)
 
     def _request_id(self) -> tuple[str, str]:
         return ("request-id", f"req_fake_{self.request_count}")
@@ -190,45 +92,15 @@ class FakeAnthropic:
 # -- command line ----------------------------------------------------------------------------------
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+def main(argv: list[str] | None = None) -> None:
+    run_cli(
+        lambda record: FakeAnthropic(record=record),
         prog="python -m gateway.testing.fake_anthropic",
         description="Deterministic fake of Anthropic's Messages API.",
+        default_port=9200,
+        label="fake-anthropic",
+        argv=argv,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9200)
-    parser.add_argument("--no-record", action="store_true", help="do not record requests (benchmarks)")
-    return parser.parse_args(argv)
-
-
-async def _serve_forever(args: argparse.Namespace) -> None:
-    fake = FakeAnthropic(record=not args.no_record)
-    await fake.start(args.host, args.port)
-    current = asyncio.current_task()
-    if current is not None:  # SIGTERM ends the process as cleanly as Ctrl-C does
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, current.cancel)
-    print(f"fake-anthropic listening on http://{args.host}:{fake.port}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await fake.stop()
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return cast(Callable[[], asyncio.AbstractEventLoop], uvloop.new_event_loop)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = _parse_args(argv)
-    with (
-        contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError),
-        asyncio.Runner(loop_factory=_loop_factory()) as runner,
-    ):
-        runner.run(_serve_forever(args))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ import msgspec
 
 from gateway.testing.fake_embeddings import DEFAULT_EMBEDDING_DIM
 from gateway.testing.fake_http import Reply, Request
-from gateway.testing.fake_upstream import FakeUpstream, RecordedRequest
+from gateway.testing.fake_server import MALFORMED
+from gateway.testing.fake_upstream import FakeUpstream
 from gateway.testing.fake_validation import Json, RequestError
 
 _DEPLOYMENT_PATH = re.compile(r"/openai/deployments/([^/]+)(/chat/completions|/completions|/embeddings)")
@@ -53,40 +54,12 @@ class FakeAzure(FakeUpstream):
     def __init__(self, *, record: bool = True, embedding_dim: int = DEFAULT_EMBEDDING_DIM) -> None:
         super().__init__(record=record, embedding_dim=embedding_dim)
 
-    async def __aenter__(self) -> FakeAzure:
-        await self.start()
-        return self
-
-    @property
-    def base_url(self) -> str:
-        """The resource endpoint, as in `https://<resource>.openai.azure.com`: no path."""
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
-
-    # -- called by fake_http.Connection ---------------------------------------------------------
-
-    def dispatch(self, request: Request) -> Reply:
-        raw_path, _, raw_query = request.target.partition(b"?")
-        path, query = raw_path.decode("latin-1"), raw_query.decode("latin-1")
-        if path.startswith("/_fake/"):
-            return super().dispatch(request)  # the introspection endpoints, unchanged
-        self.request_count += 1
-        malformed = False
-        try:
-            body: Any = _decoder.decode(request.body) if request.body else None
-        except msgspec.DecodeError:
-            body, malformed = None, True
-        if self.record:
-            # Recorded as sent, before the deployment is turned into a model name.
-            self._recorded.append(RecordedRequest(request.method, path, query, request.headers, body))
-        try:
-            return self._azure(request, path, query, body, malformed)
-        except RequestError as err:
-            return self.error_reply(err)
+    _base_path = ""  # the resource endpoint, as in `https://<resource>.openai.azure.com`: no path
 
     # -- routing and replies ----------------------------------------------------------------------
 
-    def _azure(self, request: Request, path: str, query: str, body: Any, malformed: bool) -> Reply:
+    def _route(self, request: Request, path: str, query: str, body: Any) -> Reply:
+        # Recorded (by `dispatch`) as sent, before the deployment is turned into a model name.
         match = _DEPLOYMENT_PATH.fullmatch(path)
         if request.method != "POST" or match is None:
             raise RequestError(404, f"Resource not found ({request.method} {path}).", code="404")
@@ -94,12 +67,12 @@ class FakeAzure(FakeUpstream):
             raise RequestError(401, "Access denied: send an api-key header or an Entra ID bearer token.", code="401")
         if not any(version.strip() for version in parse_qs(query).get("api-version", [])):
             raise RequestError(400, "The api-version query parameter is required.", code="MissingApiVersionParameter")
-        if malformed:
+        if body is MALFORMED:
             raise RequestError(400, "We could not parse the JSON body of your request.")
         deployment, operation = unquote(match.group(1)), match.group(2)
         if isinstance(body, dict):  # the deployment decides the model, whatever the body says
             body = {**body, "model": deployment}
-        reply = self._route("POST", "/v1" + operation, body)
+        reply = super()._route(request, "/v1" + operation, query, body)
         if reply.status == 200 and operation in _FILTERED_OPERATIONS:
             _annotate(reply)
         return reply
