@@ -13,7 +13,7 @@ def _client(gateway: Gateway, key: str) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(base_url=gateway.base_url, api_key=key, max_retries=0)
 
 
-@pytest.mark.parametrize("model", ["chat-model", "claude-model"])
+@pytest.mark.parametrize("model", ["chat-model", "claude-model", "azure-model", "gemini-model", "bedrock-model"])
 async def test_messages_reach_openai_and_anthropic_backends(gateway: Gateway, key: str, model: str) -> None:
     raw = await _client(gateway, key).messages.with_raw_response.create(
         model=model, max_tokens=100, system="Be brief.", messages=MESSAGES
@@ -27,7 +27,7 @@ async def test_messages_reach_openai_and_anthropic_backends(gateway: Gateway, ke
     assert (row.endpoint, row.prompt_tokens, row.completion_tokens, row.status_code) == ("messages", 12, 7, 200)
 
 
-@pytest.mark.parametrize("model", ["chat-model", "claude-model"])
+@pytest.mark.parametrize("model", ["chat-model", "claude-model", "azure-model", "gemini-model", "bedrock-model"])
 async def test_streamed_messages_have_the_anthropic_event_sequence(gateway: Gateway, key: str, model: str) -> None:
     client = _client(gateway, key)
     async with client.messages.stream(model=model, max_tokens=100, messages=MESSAGES) as stream:

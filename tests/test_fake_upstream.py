@@ -644,3 +644,124 @@ async def test_main_runs_until_sigterm() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+# -- Responses API --------------------------------------------------------------------------------
+
+
+async def test_responses_plain_with_openai_sdk(
+    fake: FakeUpstream, client: httpx.AsyncClient, openai_schemas: Json
+) -> None:
+    import openai
+
+    async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-fake", max_retries=0) as sdk:
+        response = await sdk.responses.create(model="fake-model", input="hi there", instructions="be brief")
+    assert response.output_text == REPLY
+    assert response.status == "completed"
+    assert response.id.startswith("resp_fake_")
+    assert str(response.output[0].id).startswith("msg_fake_")
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens, response.usage.total_tokens) == (4, 8, 12)
+    assert response.usage.input_tokens_details.cached_tokens == 0
+    assert response.usage.output_tokens_details.reasoning_tokens == 0
+    raw = await client.post("/responses", json={"model": "fake-model", "input": "hi"})
+    check_spec(openai_schemas, "Response", raw.json())
+
+
+async def test_responses_input_items_and_max_output_tokens(client: httpx.AsyncClient) -> None:
+    body = {
+        "model": "fake-model",
+        "input": [
+            {"role": "user", "content": "one two"},
+            {"role": "user", "content": [{"type": "input_text", "text": "three four five"}]},
+        ],
+        "max_output_tokens": 3,
+    }
+    response = await client.post("/responses", json=body)
+    assert response.status_code == 200
+    payload = response.json()
+    assert payload["object"] == "response"
+    assert payload["output"][0]["content"][0]["text"] == "This is a"
+    assert payload["usage"]["input_tokens"] == 5
+    assert payload["usage"]["output_tokens"] == 3
+
+
+async def test_responses_stream_with_openai_sdk(fake: FakeUpstream) -> None:
+    import openai
+    from openai.types.responses import ResponseCompletedEvent, ResponseCreatedEvent, ResponseTextDeltaEvent
+
+    async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-fake", max_retries=0) as sdk:
+        stream = await sdk.responses.create(model="fake-model", input="hi", stream=True)
+        events = [event async for event in stream]
+    types = [event.type for event in events]
+    assert types[:3] == ["response.created", "response.output_item.added", "response.content_part.added"]
+    assert types[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    deltas = [event.delta for event in events if isinstance(event, ResponseTextDeltaEvent)]
+    assert len(deltas) == 8 and "".join(deltas) == REPLY
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    first, final = events[0], events[-1]
+    assert isinstance(first, ResponseCreatedEvent)
+    assert first.response.status == "in_progress" and first.response.output == []
+    assert isinstance(final, ResponseCompletedEvent)
+    assert final.response.output_text == REPLY
+    assert final.response.usage is not None and final.response.usage.input_tokens == 1
+
+
+SPEC_EVENTS = {
+    "response.created": "ResponseCreatedEvent",
+    "response.output_item.added": "ResponseOutputItemAddedEvent",
+    "response.content_part.added": "ResponseContentPartAddedEvent",
+    "response.output_text.delta": "ResponseTextDeltaEvent",
+    "response.output_text.done": "ResponseTextDoneEvent",
+    "response.content_part.done": "ResponseContentPartDoneEvent",
+    "response.output_item.done": "ResponseOutputItemDoneEvent",
+    "response.completed": "ResponseCompletedEvent",
+}
+
+
+async def test_responses_stream_raw_framing(client: httpx.AsyncClient, openai_schemas: Json) -> None:
+    body = {"model": "fake-model", "input": "hi", "stream": True}
+    async with client.stream("POST", "/responses", json=body) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        raw = (await response.aread()).decode()
+    frames = [frame for frame in raw.split("\n\n") if frame]
+    assert DONE not in raw
+    for frame in frames:
+        event_line, data_line = frame.split("\n")
+        assert data_line.startswith("data: ")
+        event = json.loads(data_line[len("data: ") :])
+        assert event_line == "event: " + event["type"]
+        name = SPEC_EVENTS[event["type"]]
+        check_spec(openai_schemas, name, event)
+
+
+async def test_responses_tokens_marker(fake: FakeUpstream) -> None:
+    import openai
+    from openai.types.responses import ResponseCompletedEvent
+
+    async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-fake", max_retries=0) as sdk:
+        response = await sdk.responses.create(model="fake-tokens-5-3", input="a b c d e f g h i j")
+        stream = await sdk.responses.create(model="fake-tokens-5-3", input="hi", stream=True)
+        events = [event async for event in stream]
+    assert response.output_text == "This is a"
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens, response.usage.total_tokens) == (5, 3, 8)
+    final = events[-1]
+    assert isinstance(final, ResponseCompletedEvent) and final.response.usage is not None
+    assert (final.response.usage.input_tokens, final.response.usage.output_tokens) == (5, 3)
+
+
+async def test_responses_error_marker_and_bad_input(fake: FakeUpstream, client: httpx.AsyncClient) -> None:
+    import openai
+
+    async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-fake", max_retries=0) as sdk:
+        with pytest.raises(openai.InternalServerError):
+            await sdk.responses.create(model="fake-error-503", input="hi")
+    response = await client.post("/responses", json={"model": "fake-model", "input": 3})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "input"

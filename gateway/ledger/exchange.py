@@ -19,15 +19,19 @@ class Usage:
 
     @classmethod
     def from_openai(cls, usage: Any) -> Usage | None:
-        """Read an OpenAI ``usage`` object; None when absent or malformed."""
+        """Read an OpenAI ``usage`` object, chat style (prompt/completion tokens) or Responses-API
+        style (input/output tokens); None when absent or malformed."""
         if not isinstance(usage, dict):
             return None
-        details = usage.get("prompt_tokens_details")
-        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        if "input_tokens" in usage and "prompt_tokens" not in usage:
+            prompt, completion, details = "input_tokens", "output_tokens", "input_tokens_details"
+        else:
+            prompt, completion, details = "prompt_tokens", "completion_tokens", "prompt_tokens_details"
+        cached = usage.get(details)
         return cls(
-            prompt_tokens=_count(usage.get("prompt_tokens")),
-            completion_tokens=_count(usage.get("completion_tokens")),
-            cached_tokens=_count(cached),
+            prompt_tokens=_count(usage.get(prompt)),
+            completion_tokens=_count(usage.get(completion)),
+            cached_tokens=_count(cached.get("cached_tokens") if isinstance(cached, dict) else 0),
         )
 
 

@@ -36,6 +36,10 @@ def prompt_text(payload: dict[str, Any]) -> str:
         if isinstance(message, dict):
             _collect(message.get("content"), parts)
     _collect(payload.get("prompt"), parts)
+    _collect(payload.get("instructions"), parts)
+    input_ = payload.get("input")  # Responses API: a string or a list of messages
+    for item in input_ if isinstance(input_, list) else [input_]:
+        _collect(item.get("content") if isinstance(item, dict) else item, parts)
     return "\n".join(parts)
 
 
@@ -59,6 +63,10 @@ def streamed_text(events: bytes) -> str:
         try:
             chunk = _decoder.decode(line[5:])
         except (msgspec.DecodeError, RecursionError):
+            continue
+        if isinstance(chunk, dict) and chunk.get("type") == "response.output_text.delta":
+            delta = chunk.get("delta")
+            parts.append(delta if isinstance(delta, str) else "")
             continue
         choices = chunk.get("choices") if isinstance(chunk, dict) else None
         for choice in choices if isinstance(choices, list) else []:

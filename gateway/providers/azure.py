@@ -17,10 +17,10 @@ from urllib.parse import quote, urlencode
 
 from gateway.catalog.config import AZURE_API_VERSION
 from gateway.catalog.registry import ModelRoute
-from gateway.errors import GatewayError, UpstreamError, UpstreamRejected
+from gateway.errors import GatewayError, UnsupportedEndpoint, UpstreamError, UpstreamRejected
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.openai import OpenAIAdapter
-from gateway.proxy.body import Endpoint
+from gateway.proxy.body import RESPONSES, Endpoint
 
 
 def deployment_url(route: ModelRoute, endpoint: Endpoint) -> str:
@@ -35,6 +35,9 @@ def deployment_url(route: ModelRoute, endpoint: Endpoint) -> str:
 
 class AzureOpenAIAdapter(OpenAIAdapter):
     def request(self, endpoint: Endpoint, payload: dict[str, Any], route: ModelRoute) -> UpstreamRequest:
+        if endpoint.path == RESPONSES.path:
+            # Azure serves the Responses API on another URL scheme (/openai/v1/responses); not wired yet.
+            raise UnsupportedEndpoint("This model's backend (Azure OpenAI) is not set up for /v1/responses.")
         # The body keeps "model" (the deployment name): Azure ignores it and it costs nothing.
         upstream = super().request(endpoint, payload, route)
         return dataclasses.replace(upstream, url=deployment_url(route, endpoint))

@@ -36,10 +36,10 @@ _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 class GeminiAdapter:
     def request(self, endpoint: Endpoint, payload: dict[str, Any], route: ModelRoute) -> UpstreamRequest:
         model = _model_path(route.upstream_model)
-        if endpoint == CHAT:
+        if endpoint.path == CHAT.path:
             body = translate_request(payload, route.params)
             method = ":streamGenerateContent?alt=sse" if payload.get("stream") else ":generateContent"
-        elif endpoint == EMBEDDINGS:
+        elif endpoint.path == EMBEDDINGS.path:
             body = _embeddings_request(payload, route)
             method = ":batchEmbedContents"
         else:
@@ -52,7 +52,7 @@ class GeminiAdapter:
         return UpstreamRequest(url=url, headers=headers, body=_encoder.encode(body))
 
     def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]:
-        return translate_embeddings(body) if endpoint == EMBEDDINGS else translate_response(body)
+        return translate_embeddings(body) if endpoint.path == EMBEDDINGS.path else translate_response(body)
 
     def stream(self, endpoint: Endpoint, payload: dict[str, Any]) -> GeminiStreamTap:
         _require_chat(endpoint)
@@ -88,7 +88,7 @@ class GeminiAdapter:
 
 
 def _require_chat(endpoint: Endpoint) -> None:
-    if endpoint != CHAT:
+    if endpoint.path != CHAT.path:
         raise UnsupportedEndpoint(
             f"This model's backend (Gemini API) streams only /chat/completions, not {endpoint.path}."
         )

@@ -13,9 +13,10 @@ import msgspec
 from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError, UpstreamError, UpstreamRejected
 from gateway.ledger.exchange import Usage
-from gateway.providers.base import UpstreamRequest
+from gateway.providers.base import StreamTap, UpstreamRequest
+from gateway.providers.responses_sse import ResponsesStreamTap
 from gateway.providers.sse import OpenAIStreamTap
-from gateway.proxy.body import Endpoint
+from gateway.proxy.body import RESPONSES, Endpoint
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -24,7 +25,7 @@ _decoder = msgspec.json.Decoder()
 class OpenAIAdapter:
     def request(self, endpoint: Endpoint, payload: dict[str, Any], route: ModelRoute) -> UpstreamRequest:
         body = {**route.params, **payload, "model": route.upstream_model}
-        if body.get("stream"):
+        if body.get("stream") and endpoint.path != RESPONSES.path:  # Responses streams report usage anyway
             options = body.get("stream_options") or {}
             if not options.get("include_usage"):
                 body["stream_options"] = {**options, "include_usage": True}
@@ -40,7 +41,9 @@ class OpenAIAdapter:
             raise UpstreamError("The backend returned a response that is not a JSON object.")
         return body, Usage.from_openai(decoded.get("usage"))
 
-    def stream(self, endpoint: Endpoint, payload: dict[str, Any]) -> OpenAIStreamTap:
+    def stream(self, endpoint: Endpoint, payload: dict[str, Any]) -> StreamTap:
+        if endpoint.path == RESPONSES.path:
+            return ResponsesStreamTap()
         options = payload.get("stream_options")
         client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         return OpenAIStreamTap(strip_usage_chunk=not client_wants_usage)

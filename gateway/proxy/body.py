@@ -24,6 +24,8 @@ class Endpoint:
 CHAT = Endpoint("chat.completions", "/chat/completions", ("messages",), streams=True)
 COMPLETIONS = Endpoint("completions", "/completions", ("prompt",), streams=True)
 EMBEDDINGS = Endpoint("embeddings", "/embeddings", ("input",), streams=False)
+# OpenAI's Responses API, for OpenAI-compatible backends that offer it.
+RESPONSES = Endpoint("responses", "/responses", ("input",), streams=True)
 # Anthropic-format clients (POST /v1/messages): a chat completion inside, recorded under its own name.
 MESSAGES = Endpoint("messages", "/chat/completions", ("messages",), streams=True)
 

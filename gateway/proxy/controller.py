@@ -12,7 +12,7 @@ from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
 from gateway.errors import ModelNotFound
-from gateway.proxy.body import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
+from gateway.proxy.body import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
 from gateway.proxy.pipeline import Pipeline
 from gateway.web.client import RequestClient
 from gateway.web.request_id import request_id
@@ -37,6 +37,10 @@ class OpenAIController(Controller):
     @post("/completions", summary="Create a (legacy) text completion")
     async def completions(self, request: AnyRequest) -> ASGIApp:
         return await _handle(request, COMPLETIONS)
+
+    @post("/responses", summary="Create a model response (Responses API, plain or streamed)")
+    async def responses(self, request: AnyRequest) -> ASGIApp:
+        return await _handle(request, RESPONSES)
 
     @post("/embeddings", summary="Create embeddings")
     async def embeddings(self, request: AnyRequest) -> ASGIApp:

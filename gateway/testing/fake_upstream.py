@@ -3,7 +3,7 @@
 It speaks just enough HTTP/1.1 (keep-alive, pipelining, chunked request bodies) straight on an
 asyncio `Protocol` with httptools (`fake_http`), so a benchmark of the gateway measures the
 gateway, not this. This module is the server: routing, recording and introspection, and turning
-the endpoints' payloads (`fake_chat`, `fake_completions`, `fake_embeddings`, `fake_models`) into
+the endpoints' payloads (`fake_chat`, `fake_completions`, `fake_embeddings`, `fake_models`, `fake_responses_api`) into
 replies. Markers inside the model name choose misbehaviour (`slow-<ms>`, `chunkdelay-<ms>`,
 `error-<status>`, `hang`, `tokens-<p>-<c>`, `streamerror`); see `fake_markers.parse_behaviour`.
 
@@ -25,6 +25,7 @@ from gateway.testing.fake_http import Reply, Request
 from gateway.testing.fake_markers import Behaviour, BehaviourLookup, marker_error
 from gateway.testing.fake_models import model_list, model_object
 from gateway.testing.fake_payloads import Answer
+from gateway.testing.fake_responses_api import responses
 from gateway.testing.fake_server import MALFORMED, SSE_HEADERS, FakeServer, run_cli
 from gateway.testing.fake_server import MAX_RECORDED as MAX_RECORDED  # re-exported, as before
 from gateway.testing.fake_server import RecordedRequest as RecordedRequest  # re-exported, as before
@@ -68,6 +69,10 @@ class FakeUpstream(FakeServer):
             if body is MALFORMED:
                 raise RequestError(400, "We could not parse the JSON body of your request.")
             return self._deliver(endpoint(body, next(self._seq), self._behaviour))
+        if method == "POST" and path == "/v1/responses":  # named SSE events, so delivered apart
+            if body is MALFORMED:
+                raise RequestError(400, "We could not parse the JSON body of your request.")
+            return self._deliver_events(responses(body, next(self._seq), self._behaviour))
         if method == "GET" and path == "/v1/models":
             return self._json(model_list(self.models))
         if method == "GET" and path.startswith("/v1/models/") and len(path) > len("/v1/models/"):
@@ -114,6 +119,26 @@ class FakeUpstream(FakeServer):
             reply.events = events
         else:
             reply.events = itertools.chain(events, (SSE_DONE,))
+        return reply
+
+    def _deliver_events(self, answer: Answer) -> Reply:
+        """Like `_deliver`, for streams of named events (`event: <type>`) that end without `[DONE]`."""
+        behaviour = answer.behaviour
+        if behaviour.error_status is not None or answer.chunks is None or behaviour.not_sse:
+            if answer.chunks is not None:  # notsse: a plain JSON body instead of the stream
+                answer.payload, answer.chunks = {"id": "not-a-stream", "object": "response", "output": []}, None
+            return self._deliver(answer)
+        encode = self._encode
+        events: Iterator[bytes] = (
+            b"event: " + event["type"].encode() + b"\ndata: " + encode(event) + b"\n\n" for event in answer.chunks
+        )
+        reply = Reply(200, chunk_delay=behaviour.chunk_delay_ms / 1000, headers=SSE_HEADERS)
+        if behaviour.stream_error:
+            reply.events, reply.abort = itertools.islice(events, STREAM_ERROR_EVENTS), True
+        else:
+            reply.events = events
+        reply.delay = behaviour.slow_ms / 1000
+        reply.hang = behaviour.hang
         return reply
 
 
