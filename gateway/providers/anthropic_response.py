@@ -8,8 +8,13 @@ import msgspec
 
 from gateway.errors import UpstreamError
 from gateway.ledger.exchange import Usage
-from gateway.providers.openai_chat import chat_completion, choice_message, openai_usage
-from gateway.providers.openai_chat import count as _count
+from gateway.providers.openai_chat import (
+    cached_prompt_usage,
+    chat_completion,
+    choice_message,
+    mapped_finish_reason,
+    openai_usage,
+)
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -24,18 +29,20 @@ _FINISH_REASONS = {
 }
 
 
+_USAGE_KEYS = (
+    "input_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "output_tokens",
+)  # input, cache read, cache write, output
+
+
 def finish_reason(stop_reason: Any) -> str:
-    # Unknown future stop reasons still end the turn: "stop" is the least surprising answer.
-    return _FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+    return mapped_finish_reason(_FINISH_REASONS, stop_reason)
 
 
 def usage_of(usage: Any) -> Usage | None:
-    """Anthropic counts cache writes and reads apart from ``input_tokens``; OpenAI's prompt includes both."""
-    if not isinstance(usage, dict):
-        return None
-    cached = _count(usage.get("cache_read_input_tokens"))
-    prompt = _count(usage.get("input_tokens")) + _count(usage.get("cache_creation_input_tokens")) + cached
-    return Usage(prompt_tokens=prompt, completion_tokens=_count(usage.get("output_tokens")), cached_tokens=cached)
+    return cached_prompt_usage(usage, _USAGE_KEYS)
 
 
 def completion_id(message_id: Any) -> str:

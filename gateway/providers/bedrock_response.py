@@ -13,7 +13,13 @@ import msgspec
 
 from gateway.errors import UpstreamError
 from gateway.ledger.exchange import Usage
-from gateway.providers.openai_chat import chat_completion, choice_message, openai_usage
+from gateway.providers.openai_chat import (
+    cached_prompt_usage,
+    chat_completion,
+    choice_message,
+    mapped_finish_reason,
+    openai_usage,
+)
 from gateway.providers.openai_chat import count as _count
 
 _decoder = msgspec.json.Decoder()
@@ -42,18 +48,20 @@ _ERROR_TYPES = {
 }
 
 
+_USAGE_KEYS = (
+    "inputTokens",
+    "cacheReadInputTokens",
+    "cacheWriteInputTokens",
+    "outputTokens",
+)  # input, cache read, cache write, output
+
+
 def finish_reason(stop_reason: Any) -> str:
-    # Unknown future stop reasons (and malformed model output) still end the turn: "stop".
-    return _FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+    return mapped_finish_reason(_FINISH_REASONS, stop_reason)
 
 
 def usage_of(usage: Any) -> Usage | None:
-    """Bedrock counts cache reads and writes apart from ``inputTokens``; OpenAI's prompt includes both."""
-    if not isinstance(usage, dict):
-        return None
-    cached = _count(usage.get("cacheReadInputTokens"))
-    prompt = _count(usage.get("inputTokens")) + cached + _count(usage.get("cacheWriteInputTokens"))
-    return Usage(prompt_tokens=prompt, completion_tokens=_count(usage.get("outputTokens")), cached_tokens=cached)
+    return cached_prompt_usage(usage, _USAGE_KEYS)
 
 
 def new_completion_id() -> str:

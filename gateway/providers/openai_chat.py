@@ -7,7 +7,7 @@ the checks and the walking of OpenAI messages are the same whatever the backend 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -226,6 +226,23 @@ def named_function(choice: Any) -> str:
     if isinstance(function, dict) and isinstance(function.get("name"), str):
         return str(function["name"])
     raise InvalidRequest("tool_choice must be 'auto', 'required', 'none' or a named function.", param="tool_choice")
+
+
+def mapped_finish_reason(table: Mapping[str, str], reason: Any) -> str:
+    """A backend's stop reason as OpenAI's; unknown future reasons still end the turn ("stop")."""
+    return table.get(reason, "stop") if isinstance(reason, str) else "stop"
+
+
+def cached_prompt_usage(usage: Any, keys: tuple[str, str, str, str]) -> Usage | None:
+    """Usage from a backend that counts cache reads and writes apart from its input tokens, as
+    Anthropic and Bedrock do; OpenAI's prompt includes both. ``keys``: input, cache read, cache
+    write, output."""
+    if not isinstance(usage, dict):
+        return None
+    input_key, read_key, write_key, output_key = keys
+    cached = count(usage.get(read_key))
+    prompt = count(usage.get(input_key)) + cached + count(usage.get(write_key))
+    return Usage(prompt_tokens=prompt, completion_tokens=count(usage.get(output_key)), cached_tokens=cached)
 
 
 def count(value: Any) -> int:
