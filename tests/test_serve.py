@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import openai
-from harness import Gateway, models_yaml
+from harness import KEY_CACHE_TTL, Gateway, models_yaml
 from sqlalchemy import event
 
 from gateway.testing.fake_upstream import FakeUpstream
@@ -32,6 +32,8 @@ async def test_health_readiness_and_schema(gateway: Gateway) -> None:
 
 async def test_request_path_asks_sql_nothing_while_the_key_is_cached(gateway: Gateway, key: str) -> None:
     client = gateway.openai(key)
+    loop = asyncio.get_running_loop()
+    warmed = loop.time()  # the key's cache entry is at most this old
     await client.chat.completions.create(model="chat-model", messages=[{"role": "user", "content": "warm"}])
     await gateway.runtime.ledger.flush()
     statements: list[str] = []
@@ -46,8 +48,12 @@ async def test_request_path_asks_sql_nothing_while_the_key_is_cached(gateway: Ga
             await client.embeddings.create(model="embed-model", input="hi")
     finally:
         event.remove(gateway.runtime.engine.sync_engine, "before_cursor_execute", seen)
-    # The batched writer may flush meanwhile; nothing else may touch SQL.
-    assert [s for s in statements if "usage_records" not in s] == []
+    # The batched writer may flush meanwhile. Besides it, only a key-cache miss may touch SQL, and
+    # only once the cached entry is older than the TTL (a slow machine can take that long).
+    others = [s for s in statements if "usage_records" not in s]
+    key_lookups = [s for s in others if "FROM api_keys" in s]
+    assert others == key_lookups
+    assert len(key_lookups) <= int((loop.time() - warmed) / KEY_CACHE_TTL)
 
 
 async def test_gateway_serve_runs_the_readme_command(tmp_path: Path) -> None:
