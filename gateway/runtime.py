@@ -79,6 +79,7 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             upstream=upstream,
             adapters=adapters(),
             ledger=ledger,
+            max_upload_bytes=settings.max_upload_bytes,
         )
         log.info("gateway ready: %d models, database %s", len(catalog.routes), engine.url.render_as_string())
         yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, upstream, redis)

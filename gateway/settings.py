@@ -26,6 +26,7 @@ _POSITIVE = (
     "workers",
     "key_cache_size",
     "max_body_bytes",
+    "max_upload_bytes",
     "upstream_connect_timeout_seconds",
     "upstream_timeout_seconds",
     "upstream_max_connections",
@@ -68,6 +69,9 @@ class Settings:
     """How many API keys (valid and unknown) the in-process cache holds."""
     max_body_bytes: int = 10 * 1024 * 1024
     """Largest request body accepted; larger ones get 413."""
+    max_upload_bytes: int = 25 * 1024 * 1024
+    """Largest audio upload (``/v1/audio/transcriptions`` and ``translations``, streamed through to
+    the backend, never held whole); larger ones get 413."""
     upstream_transport: str = "aiohttp"
     """Transport behind the one upstream connection pool: ``aiohttp`` (about 4x the throughput
     under concurrency, measured by tests/bench) or ``httpx`` (httpx's own pool)."""

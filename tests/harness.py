@@ -145,6 +145,39 @@ models:
   claude-overloaded:
     backend: claude
     upstream_model: claude-fake-error-529
+  dall-e-3:
+    backend: fake
+    prices: {{image: 40000}}
+  gpt-image-1:
+    backend: fake
+    prices: {{input: 5000000, output: 40000000, image: 1000}}
+  omni-moderation-latest:
+    backend: fake
+    prices: {{input: 10000}}
+  tts-1:
+    backend: fake
+    prices: {{characters: 15000000}}
+  gpt-4o-mini-tts:
+    backend: fake
+    prices: {{input: 600000, output: 12000000}}
+  whisper-1:
+    backend: fake
+    prices: {{audio_second: 100}}
+  whisper-broken:
+    backend: fake
+    upstream_model: whisper-error-400
+    prices: {{audio_second: 100}}
+  gpt-4o-transcribe:
+    backend: fake
+    prices: {{input: 2500000, output: 10000000}}
+  azure-whisper:
+    backend: azure
+    upstream_model: whisper-deploy
+    prices: {{audio_second: 100}}
+  azure-tts:
+    backend: azure
+    upstream_model: tts-deploy
+    prices: {{characters: 15000000}}
 """
 
 

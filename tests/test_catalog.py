@@ -251,7 +251,7 @@ async def test_first_sync_creates_version_one(sessions: async_sessionmaker[Async
     assert chat.version == 1
     assert chat.upstream_model == "gpt-4o-mini"
     assert chat.params == {"temperature": 0.5}
-    assert chat.prices == Prices(150_000, 75_000, 600_000)
+    assert chat.prices == Prices(150_000, 75_000, 600_000, cache_write_input=150_000)
     assert chat.backend.name == "upstream"
     assert chat.backend.base_url == "https://api.example.com/v1"
     [row] = await _versions(sessions, "chat")

@@ -18,47 +18,70 @@ from gateway.providers.sse import OpenAIStreamTap
 PRICES = Prices(input=150_000, cached_input=75_000, output=600_000)
 
 
+def cost(prices: Prices, prompt: int, cached: int, completion: int, **units: int) -> int:
+    usage = Usage(prompt_tokens=prompt, cached_tokens=cached, completion_tokens=completion, **units)
+    return prices.cost_nano_usd(usage)
+
+
 def test_cost_is_tokens_times_price_in_nano_usd() -> None:
     # 1000 prompt tokens at $0.15/M = $0.00015; 500 completion tokens at $0.60/M = $0.0003.
-    assert PRICES.cost_nano_usd(1000, 0, 500) == 150_000 + 300_000
+    assert cost(PRICES, 1000, 0, 500) == 150_000 + 300_000
 
 
 def test_cached_tokens_are_priced_at_the_cached_rate() -> None:
     # 600 uncached at 150000 + 400 cached at 75000 = 120_000_000 pico-USD.
-    assert PRICES.cost_nano_usd(1000, 400, 0) == 120_000
+    assert cost(PRICES, 1000, 400, 0) == 120_000
 
 
 def test_cost_rounds_up_to_the_next_nano_usd() -> None:
     one_micro = Prices(input=1, cached_input=1, output=1)
-    assert one_micro.cost_nano_usd(1, 0, 0) == 1
-    assert one_micro.cost_nano_usd(1000, 0, 0) == 1
-    assert one_micro.cost_nano_usd(1001, 0, 0) == 2
-    assert one_micro.cost_nano_usd(0, 0, 1999) == 2
+    assert cost(one_micro, 1, 0, 0) == 1
+    assert cost(one_micro, 1000, 0, 0) == 1
+    assert cost(one_micro, 1001, 0, 0) == 2
+    assert cost(one_micro, 0, 0, 1999) == 2
 
 
 def test_zero_prices_cost_nothing() -> None:
-    assert Prices().cost_nano_usd(123_456, 1000, 654_321) == 0
+    assert cost(Prices(), 123_456, 1000, 654_321) == 0
 
 
 def test_no_tokens_cost_nothing() -> None:
-    assert PRICES.cost_nano_usd(0, 0, 0) == 0
+    assert cost(PRICES, 0, 0, 0) == 0
 
 
 def test_cached_tokens_beyond_prompt_tokens_are_clamped() -> None:
-    assert PRICES.cost_nano_usd(100, 500, 0) == PRICES.cost_nano_usd(100, 100, 0)
-    assert PRICES.cost_nano_usd(100, 500, 0) == 7_500
+    assert cost(PRICES, 100, 500, 0) == cost(PRICES, 100, 100, 0)
+    assert cost(PRICES, 100, 500, 0) == 7_500
 
 
 def test_negative_cached_and_completion_tokens_count_as_zero() -> None:
-    assert PRICES.cost_nano_usd(1000, -5, -7) == PRICES.cost_nano_usd(1000, 0, 0)
+    assert cost(PRICES, 1000, -5, -7) == cost(PRICES, 1000, 0, 0)
+
+
+def test_cache_writes_are_priced_at_their_own_rate() -> None:
+    # Anthropic-style: 1000 prompt tokens, 200 read from the cache, 300 written to it.
+    prices = Prices(input=3_000_000, cached_input=300_000, cache_write_input=3_750_000, output=0)
+    pico = 500 * 3_000_000 + 200 * 300_000 + 300 * 3_750_000
+    assert cost(prices, 1000, 200, 0, cache_write_tokens=300) == pico // 1000
+    # More written than the prompt holds besides the cached part: clamped to what is left.
+    assert cost(prices, 1000, 200, 0, cache_write_tokens=5000) == cost(prices, 1000, 200, 0, cache_write_tokens=800)
+
+
+def test_images_seconds_and_characters_have_prices_of_their_own() -> None:
+    # $0.04 per image, $0.0001 per second ($0.006 / minute), $15 per million characters.
+    prices = Prices(image=40_000, audio_second=100, characters=15_000_000)
+    assert cost(prices, 0, 0, 0, images=3) == 3 * 40_000_000  # 3 x $0.04 in nano-USD
+    assert cost(prices, 0, 0, 0, audio_ms=61_500) == 6_150_000  # 61.5 s x $0.0001
+    assert cost(prices, 0, 0, 0, characters=1000) == 15_000_000  # 1000 x $0.000015
+    assert cost(prices, 0, 0, 0, audio_ms=1) == 100  # one millisecond, exactly
 
 
 def test_cost_is_exact_integer_math_at_large_values() -> None:
     prices = Prices(input=999_999_999, cached_input=1, output=123_456_789)
-    cost = prices.cost_nano_usd(10**9 + 7, 3, 10**9 + 9)
+    total = cost(prices, 10**9 + 7, 3, 10**9 + 9)
     pico = (10**9 + 4) * 999_999_999 + 3 * 1 + (10**9 + 9) * 123_456_789
-    assert isinstance(cost, int)
-    assert cost == -(-pico // 1000)
+    assert isinstance(total, int)
+    assert total == -(-pico // 1000)
 
 
 def test_usage_is_read_from_a_full_openai_usage_object() -> None:

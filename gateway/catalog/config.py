@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.catalog.registry import Prices
 from gateway.errors import ConfigError
 from gateway.yaml_file import read_yaml
 
@@ -41,13 +42,15 @@ class BackendConfig:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class PriceConfig:
-    """Micro-USD per million tokens (150000 is $0.15 per 1M tokens)."""
-
-    input: int = 0
-    cached_input: int = 0
-    output: int = 0
+_PRICE_UNITS = {
+    "input": "micro-USD per million tokens",
+    "cached_input": "micro-USD per million tokens",
+    "cache_write_input": "micro-USD per million tokens",
+    "output": "micro-USD per million tokens",
+    "image": "micro-USD per image",
+    "audio_second": "micro-USD per second of audio",
+    "characters": "micro-USD per million characters",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ class ModelConfig:
     backend: str
     upstream_model: str
     params: dict[str, Any]
-    prices: PriceConfig
+    prices: Prices
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,24 +158,22 @@ def _model(fields: _Fields, name: str, spec: Any, backends: dict[str, BackendCon
     except (TypeError, ValueError) as exc:
         fields.fail(f"{where}.params", f"values must be plain JSON (quote dates and the like): {exc}")
     prices = fields.mapping(spec.get("prices", {}), f"{where}.prices")
-    fields.no_extra(prices, f"{where}.prices", {"input", "cached_input", "output"})
+    fields.no_extra(prices, f"{where}.prices", set(_PRICE_UNITS))
     amounts = {}
-    for unit in ("input", "cached_input", "output"):
+    for unit, described in _PRICE_UNITS.items():
         value = prices.get(unit, 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            fields.fail(
-                f"{where}.prices.{unit}",
-                f"expected a whole number of micro-USD per million tokens (>= 0), got {value!r}",
-            )
+            fields.fail(f"{where}.prices.{unit}", f"expected a whole number of {described} (>= 0), got {value!r}")
         amounts[unit] = value
-    if "cached_input" not in prices:
-        amounts["cached_input"] = amounts["input"]
+    for unit in ("cached_input", "cache_write_input"):  # a cache price not given is the input price
+        if unit not in prices:
+            amounts[unit] = amounts["input"]
     return ModelConfig(
         name=name,
         backend=backend,
         upstream_model=fields.optional_string(spec, where, "upstream_model") or name,
         params=dict(params),
-        prices=PriceConfig(**amounts),
+        prices=Prices(**amounts),
     )
 
 

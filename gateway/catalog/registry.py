@@ -7,21 +7,45 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import ModelNotFound
+from gateway.ledger.usage import Usage
 
 
 @dataclass(frozen=True, slots=True)
 class Prices:
-    """Micro-USD per million tokens. Costs come out in nano-USD, rounded up per request."""
+    """Whole micro-USD: per million tokens (``input``, ``cached_input``, ``cache_write_input``,
+    ``output``), per ``image``, per ``audio_second``, per million ``characters``. A request's cost
+    comes out in nano-USD, rounded up once per request."""
 
     input: int = 0
     cached_input: int = 0
     output: int = 0
+    cache_write_input: int = 0
+    image: int = 0
+    audio_second: int = 0
+    characters: int = 0
 
-    def cost_nano_usd(self, prompt_tokens: int, cached_tokens: int, completion_tokens: int) -> int:
-        cached = min(max(cached_tokens, 0), max(prompt_tokens, 0))
-        # tokens x micro-USD per 1M tokens = pico-USD; divide by 1000 for nano-USD, rounding up.
+    def extras(self) -> dict[str, int]:
+        """The prices beyond the three every version has had, where they differ from their defaults
+        (cache writes cost the input price unless told otherwise)."""
+        extras = {"image": self.image, "audio_second": self.audio_second, "characters": self.characters}
+        if self.cache_write_input != self.input:
+            extras["cache_write_input"] = self.cache_write_input
+        return {name: value for name, value in extras.items() if value}
+
+    def cost_nano_usd(self, usage: Usage) -> int:
+        prompt = max(usage.prompt_tokens, 0)
+        cached = min(max(usage.cached_tokens, 0), prompt)
+        written = min(max(usage.cache_write_tokens, 0), prompt - cached)
+        # Everything in pico-USD first: tokens x micro-USD per 1M tokens is pico-USD, an image's
+        # micro-USD is 10^6 pico-USD, a millisecond at micro-USD per second is 1000 pico-USD.
         pico = (
-            (prompt_tokens - cached) * self.input + cached * self.cached_input + max(completion_tokens, 0) * self.output
+            (prompt - cached - written) * self.input
+            + cached * self.cached_input
+            + written * self.cache_write_input
+            + max(usage.completion_tokens, 0) * self.output
+            + max(usage.images, 0) * self.image * 1_000_000
+            + max(usage.audio_ms, 0) * self.audio_second * 1000
+            + max(usage.characters, 0) * self.characters
         )
         return -(-pico // 1000)
 

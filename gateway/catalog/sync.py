@@ -22,12 +22,14 @@ from gateway.providers.credentials import backend_headers
 
 
 def version_hash(model: ModelConfig) -> str:
-    canonical = {
+    canonical: dict[str, Any] = {
         "backend": model.backend,
         "upstream_model": model.upstream_model,
         "params": model.params,
         "prices": [model.prices.input, model.prices.cached_input, model.prices.output],
     }
+    if extras := model.prices.extras():  # only when set, so versions made before they existed keep their hash
+        canonical["price_extras"] = extras
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
@@ -91,6 +93,10 @@ async def _current_version(session: AsyncSession, model: Model, spec: ModelConfi
         price_input=spec.prices.input,
         price_cached_input=spec.prices.cached_input,
         price_output=spec.prices.output,
+        price_cache_write_input=spec.prices.cache_write_input,
+        price_image=spec.prices.image,
+        price_audio_second=spec.prices.audio_second,
+        price_characters=spec.prices.characters,
         config_hash=digest,
     )
     session.add(version)
@@ -119,6 +125,14 @@ def _route(
         ),
         upstream_model=version.upstream_model,
         params=params,
-        prices=Prices(version.price_input, version.price_cached_input, version.price_output),
+        prices=Prices(
+            input=version.price_input,
+            cached_input=version.price_cached_input,
+            output=version.price_output,
+            cache_write_input=version.price_cache_write_input,
+            image=version.price_image,
+            audio_second=version.price_audio_second,
+            characters=version.price_characters,
+        ),
         created=int(model.created_at.timestamp()),
     )

@@ -125,6 +125,11 @@ class ModelVersion(Base):
     price_input: Mapped[int] = mapped_column(BigInteger, default=0)
     price_cached_input: Mapped[int] = mapped_column(BigInteger, default=0)
     price_output: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Added in revision 0002; a version made before then has the input price for cache writes.
+    price_cache_write_input: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    price_image: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    price_audio_second: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    price_characters: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     config_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -149,6 +154,10 @@ class UsageRecord(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    images: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    audio_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    characters: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     cost_nano_usd: Mapped[int] = mapped_column(BigInteger, default=0)
     status_code: Mapped[int] = mapped_column(Integer)
     error_type: Mapped[str | None] = mapped_column(String(64))

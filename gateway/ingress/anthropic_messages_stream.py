@@ -76,11 +76,12 @@ def stop_reason(finish_reason: Any, has_tool_calls: bool) -> str:
 
 
 def anthropic_usage(usage: Usage) -> dict[str, int]:
-    """Anthropic counts cache reads apart from ``input_tokens``; OpenAI's prompt count includes them."""
+    """Anthropic counts cache reads and writes apart from ``input_tokens``; OpenAI's prompt count
+    includes them."""
     return {
-        "input_tokens": max(usage.prompt_tokens - usage.cached_tokens, 0),
+        "input_tokens": max(usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens, 0),
         "output_tokens": usage.completion_tokens,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
     }
 

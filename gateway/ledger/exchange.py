@@ -9,34 +9,9 @@ from typing import Any
 
 from gateway.catalog.registry import ModelRoute
 from gateway.keys.model import KeyInfo
+from gateway.ledger.usage import Usage
 
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-
-    @classmethod
-    def from_openai(cls, usage: Any) -> Usage | None:
-        """Read an OpenAI ``usage`` object, chat style (prompt/completion tokens) or Responses-API
-        style (input/output tokens); None when absent or malformed."""
-        if not isinstance(usage, dict):
-            return None
-        if "input_tokens" in usage and "prompt_tokens" not in usage:
-            prompt, completion, details = "input_tokens", "output_tokens", "input_tokens_details"
-        else:
-            prompt, completion, details = "prompt_tokens", "completion_tokens", "prompt_tokens_details"
-        cached = usage.get(details)
-        return cls(
-            prompt_tokens=_count(usage.get(prompt)),
-            completion_tokens=_count(usage.get(completion)),
-            cached_tokens=_count(cached.get("cached_tokens") if isinstance(cached, dict) else 0),
-        )
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+__all__ = ["Exchange", "Usage"]
 
 
 @dataclass(slots=True)
@@ -61,8 +36,7 @@ class Exchange:
     def cost_nano_usd(self) -> int:
         if self.route is None or self.usage is None:
             return 0
-        u = self.usage
-        return self.route.prices.cost_nano_usd(u.prompt_tokens, u.cached_tokens, u.completion_tokens)
+        return self.route.prices.cost_nano_usd(self.usage)
 
     def to_row(self) -> dict[str, Any]:
         elapsed = time.perf_counter() - self.started
@@ -80,6 +54,10 @@ class Exchange:
             "prompt_tokens": usage.prompt_tokens,
             "cached_tokens": usage.cached_tokens,
             "completion_tokens": usage.completion_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "images": usage.images,
+            "audio_ms": usage.audio_ms,
+            "characters": usage.characters,
             "cost_nano_usd": self.cost_nano_usd(),
             "status_code": self.status,
             "error_type": self.error_type,

@@ -1,4 +1,5 @@
-"""Offline token counting, for requests whose backend never reported usage (a stream cut short).
+"""Offline token counting, for requests whose backend never reported usage (a stream cut short,
+a moderation).
 
 Uses ``bpe-openai``'s bundled o200k encoding; backends with other tokenizers are approximated,
 which is the best that can be done for tokens the backend produced but never accounted for.
@@ -39,7 +40,8 @@ def prompt_text(payload: dict[str, Any]) -> str:
     _collect(payload.get("instructions"), parts)
     input_ = payload.get("input")  # Responses API: a string or a list of messages
     for item in input_ if isinstance(input_, list) else [input_]:
-        _collect(item.get("content") if isinstance(item, dict) else item, parts)
+        # A Responses-API message, a moderation's text part, or plain text.
+        _collect(item.get("content", [item]) if isinstance(item, dict) else item, parts)
     return "\n".join(parts)
 
 
@@ -93,3 +95,19 @@ def estimate_stream_usage(payload: dict[str, Any], forwarded: bytes) -> Usage:
         prompt_tokens=count_text(prompt_text(payload)),
         completion_tokens=count_text(streamed_text(forwarded)),
     )
+
+
+def estimate_reply_usage(payload: dict[str, Any], reply: bytes) -> Usage:
+    """For a whole (not streamed) reply that came without usage: its request's text, and the text
+    of its choices if it has any (a moderation has none)."""
+    try:
+        decoded = _decoder.decode(reply)
+    except (msgspec.DecodeError, RecursionError):
+        decoded = None
+    parts: list[str] = []
+    choices = decoded.get("choices") if isinstance(decoded, dict) else None
+    for choice in choices if isinstance(choices, list) else []:
+        if isinstance(choice, dict):
+            message = choice.get("message")
+            _collect(message.get("content") if isinstance(message, dict) else choice.get("text"), parts)
+    return Usage(prompt_tokens=count_text(prompt_text(payload)), completion_tokens=count_text("".join(parts)))

@@ -19,6 +19,7 @@ from gateway.providers.anthropic_response import openai_error_type, translate_re
 from gateway.providers.anthropic_stream import AnthropicStreamTap
 from gateway.providers.base import UpstreamRequest
 from gateway.proxy.body import CHAT, Endpoint
+from gateway.proxy.multipart import FormStream
 
 __all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicAdapter"]
 
@@ -39,10 +40,13 @@ class AnthropicAdapter:
         _require_chat(endpoint)
         return translate_response(body)
 
-    def stream(self, endpoint: Endpoint, payload: dict[str, Any]) -> AnthropicStreamTap:
+    def stream(self, endpoint: Endpoint, payload: dict[str, Any], media_type: str = "") -> AnthropicStreamTap:
         _require_chat(endpoint)
         options = payload.get("stream_options")
         return AnthropicStreamTap(include_usage=isinstance(options, dict) and bool(options.get("include_usage")))
+
+    def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
+        raise UnsupportedEndpoint(f"This model's backend (Anthropic Messages API) does not offer {endpoint.path}.")
 
     def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError:
         anthropic_type, message = _error_fields(body)

@@ -20,7 +20,8 @@ from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError, UnsupportedEndpoint, UpstreamError, UpstreamRejected
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.openai import OpenAIAdapter
-from gateway.proxy.body import RESPONSES, Endpoint
+from gateway.proxy.body import MODERATIONS, RESPONSES, Endpoint
+from gateway.proxy.multipart import FormStream
 
 
 def deployment_url(route: ModelRoute, endpoint: Endpoint) -> str:
@@ -38,9 +39,14 @@ class AzureOpenAIAdapter(OpenAIAdapter):
         if endpoint.path == RESPONSES.path:
             # Azure serves the Responses API on another URL scheme (/openai/v1/responses); not wired yet.
             raise UnsupportedEndpoint("This model's backend (Azure OpenAI) is not set up for /v1/responses.")
+        if endpoint.path == MODERATIONS.path:  # Azure filters content on every call instead
+            raise UnsupportedEndpoint("This model's backend (Azure OpenAI) does not offer /v1/moderations.")
         # The body keeps "model" (the deployment name): Azure ignores it and it costs nothing.
         upstream = super().request(endpoint, payload, route)
         return dataclasses.replace(upstream, url=deployment_url(route, endpoint))
+
+    def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
+        return dataclasses.replace(super().upload(endpoint, form, route), url=deployment_url(route, endpoint))
 
     def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError:
         error = super().error(route, status, body, retry_after)

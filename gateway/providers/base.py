@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -9,13 +10,15 @@ from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError
 from gateway.ledger.exchange import Usage
 from gateway.proxy.body import Endpoint
+from gateway.proxy.multipart import FormStream
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     url: str
     headers: dict[str, str]
-    body: bytes
+    body: bytes | AsyncIterable[bytes]
+    """An upload streams through as it arrives; everything else is sent whole."""
 
 
 class StreamTap(Protocol):
@@ -48,6 +51,12 @@ class Adapter(Protocol):
 
     def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]: ...
 
-    def stream(self, endpoint: Endpoint, payload: dict[str, Any]) -> StreamTap: ...
+    def stream(self, endpoint: Endpoint, payload: dict[str, Any], media_type: str = "") -> StreamTap:
+        """The tap for a streamed reply (``media_type``: the backend's content type)."""
+        ...
+
+    def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
+        """A multipart upload (audio), streamed to the backend; raises UnsupportedEndpoint."""
+        ...
 
     def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError: ...

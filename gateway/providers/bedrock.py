@@ -34,6 +34,7 @@ from gateway.providers.bedrock_signing import (
 )
 from gateway.providers.bedrock_stream import BedrockStreamTap
 from gateway.proxy.body import CHAT, EMBEDDINGS, Endpoint
+from gateway.proxy.multipart import FormStream
 
 __all__ = ["DEFAULT_MAX_TOKENS", "EVENT_STREAM", "AwsCredentials", "BedrockAdapter"]
 
@@ -93,12 +94,15 @@ class BedrockAdapter:
         _require_chat(endpoint)
         return translate_response(body)
 
-    def stream(self, endpoint: Endpoint, payload: dict[str, Any]) -> BedrockStreamTap:
+    def stream(self, endpoint: Endpoint, payload: dict[str, Any], media_type: str = "") -> BedrockStreamTap:
         _require_chat(endpoint)
         options = payload.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         model = payload.get("model")
         return BedrockStreamTap(include_usage=include_usage, model=model if isinstance(model, str) else "")
+
+    def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
+        raise UnsupportedEndpoint(f"This model's backend (Amazon Bedrock) does not offer {endpoint.path}.")
 
     def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError:
         kind, message = _error_fields(body)

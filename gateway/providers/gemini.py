@@ -24,6 +24,7 @@ from gateway.providers.gemini_request import translate_request
 from gateway.providers.gemini_response import translate_embeddings, translate_response
 from gateway.providers.gemini_stream import GeminiStreamTap
 from gateway.proxy.body import CHAT, EMBEDDINGS, Endpoint
+from gateway.proxy.multipart import FormStream
 
 __all__ = ["GeminiAdapter"]
 
@@ -54,10 +55,13 @@ class GeminiAdapter:
     def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]:
         return translate_embeddings(body) if endpoint.path == EMBEDDINGS.path else translate_response(body)
 
-    def stream(self, endpoint: Endpoint, payload: dict[str, Any]) -> GeminiStreamTap:
+    def stream(self, endpoint: Endpoint, payload: dict[str, Any], media_type: str = "") -> GeminiStreamTap:
         _require_chat(endpoint)
         options = payload.get("stream_options")
         return GeminiStreamTap(include_usage=isinstance(options, dict) and bool(options.get("include_usage")))
+
+    def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
+        raise UnsupportedEndpoint(f"This model's backend (Gemini API) does not offer {endpoint.path}.")
 
     def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError:
         fields = _error_fields(body)

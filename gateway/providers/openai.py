@@ -14,9 +14,11 @@ from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError, UpstreamError, UpstreamRejected
 from gateway.ledger.exchange import Usage
 from gateway.providers.base import StreamTap, UpstreamRequest
+from gateway.providers.openai_media import RelayTap, TextTranscriptTap, image_usage, speech_meter, transcript_usage
 from gateway.providers.responses_sse import ResponsesStreamTap
 from gateway.providers.sse import OpenAIStreamTap
-from gateway.proxy.body import RESPONSES, Endpoint
+from gateway.proxy.body import IMAGES, RESPONSES, SPEECH, Endpoint
+from gateway.proxy.multipart import FormStream
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -32,6 +34,15 @@ class OpenAIAdapter:
         headers = {"content-type": "application/json", **route.backend.headers}
         return UpstreamRequest(url=route.backend.base_url + endpoint.path, headers=headers, body=_encoder.encode(body))
 
+    def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
+        replace = {"model": route.upstream_model}
+        if form.fields.get("response_format") == "text":
+            # Plain text says nothing about the audio's length; JSON carries the usage to bill by,
+            # and is turned back into text on the way out (``TextTranscriptTap``).
+            replace["response_format"] = "json"
+        headers = {"content-type": form.content_type, **route.backend.headers}
+        return UpstreamRequest(route.backend.base_url + endpoint.path, headers, form.rewrite(replace))
+
     def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]:
         try:
             decoded = _decoder.decode(body)
@@ -39,9 +50,17 @@ class OpenAIAdapter:
             raise UpstreamError("The backend returned a response that is not JSON.") from None
         if not isinstance(decoded, dict):
             raise UpstreamError("The backend returned a response that is not a JSON object.")
+        if endpoint.path == IMAGES.path:
+            return body, image_usage(decoded)
         return body, Usage.from_openai(decoded.get("usage"))
 
-    def stream(self, endpoint: Endpoint, payload: dict[str, Any]) -> StreamTap:
+    def stream(self, endpoint: Endpoint, payload: dict[str, Any], media_type: str = "") -> StreamTap:
+        if endpoint.path == SPEECH.path:
+            return RelayTap(speech_meter(payload["input"]), media_type)
+        if endpoint.form:
+            if payload.get("response_format") == "text" and media_type.startswith("application/json"):
+                return TextTranscriptTap()  # asked for as JSON by ``upload``
+            return RelayTap(transcript_usage, media_type)
         if endpoint.path == RESPONSES.path:
             return ResponsesStreamTap()
         options = payload.get("stream_options")

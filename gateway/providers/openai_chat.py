@@ -240,9 +240,13 @@ def cached_prompt_usage(usage: Any, keys: tuple[str, str, str, str]) -> Usage | 
     if not isinstance(usage, dict):
         return None
     input_key, read_key, write_key, output_key = keys
-    cached = count(usage.get(read_key))
-    prompt = count(usage.get(input_key)) + cached + count(usage.get(write_key))
-    return Usage(prompt_tokens=prompt, completion_tokens=count(usage.get(output_key)), cached_tokens=cached)
+    cached, written = count(usage.get(read_key)), count(usage.get(write_key))
+    return Usage(
+        prompt_tokens=count(usage.get(input_key)) + cached + written,
+        completion_tokens=count(usage.get(output_key)),
+        cached_tokens=cached,
+        cache_write_tokens=written,
+    )
 
 
 def count(value: Any) -> int:

@@ -39,12 +39,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
+        headers = request.headers.multi_items()
+        try:
+            data: bytes | httpx.AsyncByteStream | None = request.content or None
+        except httpx.RequestNotRead:  # an upload streaming through: aiohttp frames it chunked itself
+            data = request.stream  # type: ignore[assignment]
+            headers = [(name, value) for name, value in headers if name.lower() != "transfer-encoding"]
         try:
             response = await self._client().request(
                 request.method,
                 str(request.url),
-                headers=request.headers.multi_items(),
-                data=request.content or None,
+                headers=headers,
+                data=data,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(
                     total=None,

@@ -19,6 +19,13 @@ class Endpoint:
     """Path below the backend's base URL."""
     required: tuple[str, ...]
     streams: bool
+    """Takes ``stream: true``."""
+    relays: bool = False
+    """The backend's answer goes back as it arrives, whatever its type (audio, text, JSON, SSE)."""
+    form: bool = False
+    """The request is a multipart/form-data upload, streamed through rather than parsed whole."""
+    default_model: str | None = None
+    """The model when the client names none (OpenAI's default for the endpoint)."""
 
 
 CHAT = Endpoint("chat.completions", "/chat/completions", ("messages",), streams=True)
@@ -28,6 +35,13 @@ EMBEDDINGS = Endpoint("embeddings", "/embeddings", ("input",), streams=False)
 RESPONSES = Endpoint("responses", "/responses", ("input",), streams=True)
 # Anthropic-format clients (POST /v1/messages): a chat completion inside, recorded under its own name.
 MESSAGES = Endpoint("messages", "/chat/completions", ("messages",), streams=True)
+IMAGES = Endpoint("images.generations", "/images/generations", ("prompt",), streams=False)
+MODERATIONS = Endpoint("moderations", "/moderations", ("input",), streams=False, default_model="omni-moderation-latest")
+SPEECH = Endpoint("audio.speech", "/audio/speech", ("input", "voice"), streams=False, relays=True)
+TRANSCRIPTIONS = Endpoint(
+    "audio.transcriptions", "/audio/transcriptions", ("file",), streams=False, relays=True, form=True
+)
+TRANSLATIONS = Endpoint("audio.translations", "/audio/translations", ("file",), streams=False, relays=True, form=True)
 
 _TYPED: dict[str, tuple[type | tuple[type, ...], str]] = {
     "stream": (bool, "a boolean"),
@@ -39,6 +53,8 @@ _TYPED: dict[str, tuple[type | tuple[type, ...], str]] = {
     "top_p": ((int, float), "a number"),
     "user": (str, "a string"),
     "tools": (list, "an array"),
+    "voice": ((str, dict), "a string or an object"),
+    "prompt": ((str, list), "a string or an array"),
 }
 _decoder = msgspec.json.Decoder()
 
@@ -56,6 +72,8 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidRequest(f"The request body must be a JSON object, not {_json_type(payload)}.")
     model = payload.get("model")
+    if model is None and endpoint.default_model:
+        model = payload["model"] = endpoint.default_model
     if model is None:
         raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     if not isinstance(model, str) or not model.strip():
@@ -68,6 +86,12 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
     _check_types(payload)
     if endpoint is CHAT:
         _check_messages(payload["messages"])
+    if endpoint is SPEECH and not isinstance(payload["input"], str):
+        raise InvalidRequest(
+            f"Invalid type for 'input': expected a string, but got {_json_type(payload['input'])}.",
+            param="input",
+            code="invalid_type",
+        )
     if payload.get("stream") and not endpoint.streams:
         raise InvalidRequest(f"'stream' is not supported on {endpoint.path}.", param="stream")
     return payload

@@ -12,7 +12,18 @@ from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
 from gateway.errors import ModelNotFound
-from gateway.proxy.body import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint
+from gateway.proxy.body import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    IMAGES,
+    MODERATIONS,
+    RESPONSES,
+    SPEECH,
+    TRANSCRIPTIONS,
+    TRANSLATIONS,
+    Endpoint,
+)
 from gateway.proxy.pipeline import Pipeline
 from gateway.web.client import RequestClient
 from gateway.web.request_id import request_id
@@ -45,6 +56,27 @@ class OpenAIController(Controller):
     @post("/embeddings", summary="Create embeddings")
     async def embeddings(self, request: AnyRequest) -> ASGIApp:
         return await _handle(request, EMBEDDINGS)
+
+    @post("/images/generations", summary="Create images from a prompt")
+    async def images_generations(self, request: AnyRequest) -> ASGIApp:
+        return await _handle(request, IMAGES)
+
+    @post("/moderations", summary="Classify text (and images) as potentially harmful")
+    async def moderations(self, request: AnyRequest) -> ASGIApp:
+        return await _handle(request, MODERATIONS)
+
+    @post("/audio/speech", summary="Generate audio from text (streamed back as it is made)")
+    async def audio_speech(self, request: AnyRequest) -> ASGIApp:
+        return await _handle(request, SPEECH)
+
+    # Uploads stream through under their own limit (GATEWAY_MAX_UPLOAD_BYTES), enforced while they pass.
+    @post("/audio/transcriptions", summary="Transcribe audio (multipart upload)", request_max_body_size=None)
+    async def audio_transcriptions(self, request: AnyRequest) -> ASGIApp:
+        return await _handle(request, TRANSCRIPTIONS)
+
+    @post("/audio/translations", summary="Translate audio into English (multipart upload)", request_max_body_size=None)
+    async def audio_translations(self, request: AnyRequest) -> ASGIApp:
+        return await _handle(request, TRANSLATIONS)
 
     @get("/models", summary="List the models this key may use")
     async def list_models(self, request: AnyRequest) -> ASGIApp:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine, Iterator, Mapping
+import dataclasses
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -21,10 +22,12 @@ from gateway.errors import ClientDisconnected, GatewayError, PermissionDenied, U
 from gateway.keys.auth import Authenticator
 from gateway.keys.model import KeyInfo
 from gateway.ledger.exchange import Exchange
+from gateway.ledger.tokens import estimate_reply_usage
 from gateway.ledger.writer import UsageWriter
 from gateway.providers.base import Adapter, UpstreamRequest
 from gateway.proxy.body import Endpoint
 from gateway.proxy.ingress import OPENAI, Ingress
+from gateway.proxy.multipart import FormStream
 from gateway.proxy.streaming import StreamRelay
 from gateway.proxy.upstream import Upstream
 from gateway.web.errors import status_and_type
@@ -42,6 +45,10 @@ class Inbound(Protocol):
 
     async def body(self) -> bytes: ...
 
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (uploads); raises RequestTooLarge or ClientDisconnected."""
+        ...
+
     async def disconnected(self) -> None:
         """Return once the client has gone away (never, while it stays)."""
 
@@ -55,33 +62,64 @@ class Pipeline:
         upstream: Upstream,
         adapters: Mapping[str, Adapter],
         ledger: UsageWriter,
+        max_upload_bytes: int = 25 * 1024 * 1024,
     ) -> None:
         self._auth = auth
         self.catalog = catalog
         self._upstream = upstream
         self._adapters = adapters
         self._ledger = ledger
+        self._max_upload_bytes = max_upload_bytes
 
     async def handle(self, request_id: str, endpoint: Endpoint, client: Inbound, ingress: Ingress = OPENAI) -> ASGIApp:
         exchange = Exchange(request_id=request_id, endpoint=endpoint.name)
-        handed_to_stream = False
-        try:
+        with self._accounting(exchange) as account:
             exchange.key = await self._auth.authenticate(client.headers)
+            if endpoint.form:
+                return account.hand_over(await self._upload(exchange, endpoint, client))
             payload = ingress.parse(await client.body(), endpoint)
             exchange.model = payload["model"]
             route = exchange.route = self.route(payload["model"], exchange.key)
             # Quota admission (reserve an estimate) goes here; settlement at record time.
             adapter = self._adapters[route.backend.kind]
             upstream = adapter.request(endpoint, payload, route)
-            if payload.get("stream"):
-                relay = await _unless_client_leaves(
-                    client, self._open_stream(exchange, adapter, endpoint, payload, upstream, ingress)
-                )
-                handed_to_stream = True
-                return relay
+            if payload.get("stream") or endpoint.relays:
+                opening = self._open_stream(exchange, adapter, endpoint, payload, upstream, ingress)
+                return account.hand_over(await _unless_client_leaves(client, opening))
             body = await self._forward(route, adapter, upstream)
             content, exchange.usage = adapter.response(endpoint, body)
+            if exchange.usage is None:  # e.g. moderations, which report none: count it here
+                exchange.usage = await asyncio.to_thread(estimate_reply_usage, payload, content)
             return ASGIResponse(body=ingress.respond(content, payload), media_type="application/json")
+        raise AssertionError("unreachable")  # the accounting context never swallows an exception
+
+    async def _upload(self, exchange: Exchange, endpoint: Endpoint, client: Inbound) -> StreamRelay:
+        """A multipart upload (audio): routed on its ``model`` field, streamed on to the backend as
+        it arrives. Its reply is relayed the same way, so nothing is held whole in memory."""
+        assert exchange.key is not None
+        content_type = client.headers.get("content-type", "")
+        form = await FormStream.open(content_type, client.chunks(), max_total_bytes=self._max_upload_bytes)
+        failures: list[GatewayError] = []
+        try:
+            exchange.model = form.fields["model"]
+            route = exchange.route = self.route(exchange.model, exchange.key)
+            adapter = self._adapters[route.backend.kind]
+            upstream = adapter.upload(endpoint, form, route)
+            upstream = dataclasses.replace(upstream, body=_watched(upstream.body, failures))
+            return await self._open_stream(exchange, adapter, endpoint, form.fields, upstream, OPENAI)
+        except UpstreamError:
+            if failures:  # the upload failed on the client's side (too large, cut off, malformed)
+                raise failures[0] from None
+            raise
+        finally:
+            await form.aclose()
+
+    @contextlib.contextmanager
+    def _accounting(self, exchange: Exchange) -> Iterator[_Account]:
+        """Record the exchange once, with the status its failure maps to, unless a stream took it."""
+        account = _Account()
+        try:
+            yield account
         except GatewayError as exc:
             exchange.status, _ = status_and_type(exc)
             exchange.error_type = type(exc).__name__
@@ -93,7 +131,7 @@ class Pipeline:
             exchange.status, exchange.error_type = 500, "internal"
             raise
         finally:
-            if not handed_to_stream:
+            if not account.handed_over:
                 self.record(exchange)
 
     async def authenticate(self, headers: Mapping[str, str]) -> KeyInfo:
@@ -145,13 +183,13 @@ class Pipeline:
     ) -> StreamRelay:
         route = exchange.route
         assert route is not None
-        exchange.streamed = True
         with _upstream_failures(route):
             response = await self._upstream.send(
                 upstream.url, upstream.headers, upstream.body, route.backend.timeout_seconds
             )
-        streaming = response.headers.get("content-type", "").startswith(_STREAM_MEDIA_TYPES)
-        if response.status_code >= 300 or not streaming:
+        media_type = response.headers.get("content-type", "")
+        exchange.streamed = streaming = media_type.startswith(_STREAM_MEDIA_TYPES)
+        if response.status_code >= 300 or not (streaming or endpoint.relays):
             try:
                 body = await response.aread()
             except httpx.HTTPError:
@@ -161,8 +199,9 @@ class Pipeline:
             if response.status_code < 300:
                 raise UpstreamError(f"Backend '{route.backend.name}' answered a stream request without a stream.")
             raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
-        tap = ingress.stream(adapter.stream(endpoint, payload), payload)
-        return StreamRelay(exchange, response, tap, payload, self.record)
+        tap = ingress.stream(adapter.stream(endpoint, payload, media_type), payload)
+        # A relayed reply (audio, a transcript) keeps its type; event streams get the SSE headers.
+        return StreamRelay(exchange, response, tap, payload, self.record, media_type=getattr(tap, "media_type", None))
 
 
 @contextlib.contextmanager
@@ -176,6 +215,29 @@ def _upstream_failures(route: ModelRoute) -> Iterator[None]:
         raise UpstreamError(f"Backend '{route.backend.name}' could not be reached: {type(exc).__name__}.") from None
     except (ValueError, UnicodeError) as exc:  # e.g. a header value the HTTP client refuses to send
         raise UpstreamError(f"Backend '{route.backend.name}' could not be called: {type(exc).__name__}.") from None
+
+
+class _Account:
+    handed_over = False
+
+    def hand_over(self, relay: StreamRelay) -> StreamRelay:
+        """The stream relay records the exchange from here on, when the stream ends."""
+        self.handed_over = True
+        return relay
+
+
+async def _watched(body: bytes | AsyncIterable[bytes], failures: list[GatewayError]) -> AsyncIterator[bytes]:
+    """An upload as it streams to the backend, noting a failure on the client's side: the HTTP
+    client reports it as a broken request, which would otherwise look like the backend's fault."""
+    if isinstance(body, bytes):
+        yield body
+        return
+    try:
+        async for chunk in body:
+            yield chunk
+    except GatewayError as exc:
+        failures.append(exc)
+        raise
 
 
 async def _unless_client_leaves(client: Inbound, work: Coroutine[Any, Any, _T]) -> _T:

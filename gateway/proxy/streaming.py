@@ -1,4 +1,4 @@
-"""An ASGI response that relays a backend's event stream and records its usage exactly once.
+"""An ASGI response that relays a backend's event stream (or audio, or a transcript) and records its usage exactly once.
 
 It owns the request's account from the moment the backend said 200: whatever ends the stream
 (the backend finishing, the backend breaking, the client going away) closes the upstream
@@ -38,17 +38,20 @@ class StreamRelay:
         tap: StreamTap,
         payload: dict[str, Any],
         record: Callable[[Exchange], None],
+        *,
+        media_type: str | None = None,
     ) -> None:
         self._exchange = exchange
         self._upstream = upstream
         self._tap = tap
         self._payload = payload
         self._record = record
+        self._headers = _HEADERS if media_type is None else ((b"content-type", media_type.encode("latin-1")),)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tasks: list[asyncio.Future[None]] = []
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+            await send({"type": "http.response.start", "status": 200, "headers": self._headers})
             pump = asyncio.ensure_future(self._pump(send))
             tasks = [pump, asyncio.ensure_future(_wait_for_disconnect(receive))]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

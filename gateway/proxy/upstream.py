@@ -8,6 +8,8 @@ Any ``httpx.AsyncBaseTransport`` plugs in, which is how tests put a fake upstrea
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
+
 import httpx
 
 from gateway.proxy.aiohttp_transport import AiohttpTransport
@@ -27,7 +29,7 @@ class Upstream:
         self._urls: dict[str, httpx.URL] = {}
 
     async def send(
-        self, url: str, headers: dict[str, str], body: bytes, timeout_seconds: float | None
+        self, url: str, headers: dict[str, str], body: bytes | AsyncIterable[bytes], timeout_seconds: float | None
     ) -> httpx.Response:
         """POST and return as soon as the headers are in; the caller reads or streams the body."""
         seconds = timeout_seconds or self._default_timeout

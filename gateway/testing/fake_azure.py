@@ -27,7 +27,11 @@ from gateway.testing.fake_server import MALFORMED
 from gateway.testing.fake_upstream import FakeUpstream
 from gateway.testing.fake_validation import Json, RequestError
 
-_DEPLOYMENT_PATH = re.compile(r"/openai/deployments/([^/]+)(/chat/completions|/completions|/embeddings)")
+_DEPLOYMENT_PATH = re.compile(
+    r"/openai/deployments/([^/]+)"
+    r"(/chat/completions|/completions|/embeddings|/images/generations|/audio/speech|/audio/transcriptions"
+    r"|/audio/translations)"
+)
 _FILTERED_OPERATIONS = ("/chat/completions", "/completions")  # embeddings are not content-filtered
 _CATEGORIES = ("hate", "self_harm", "sexual", "violence")
 _decoder = msgspec.json.Decoder()
@@ -67,9 +71,9 @@ class FakeAzure(FakeUpstream):
             raise RequestError(401, "Access denied: send an api-key header or an Entra ID bearer token.", code="401")
         if not any(version.strip() for version in parse_qs(query).get("api-version", [])):
             raise RequestError(400, "The api-version query parameter is required.", code="MissingApiVersionParameter")
-        if body is MALFORMED:
-            raise RequestError(400, "We could not parse the JSON body of your request.")
         deployment, operation = unquote(match.group(1)), match.group(2)
+        if body is MALFORMED and not operation.startswith(("/audio/transcriptions", "/audio/translations")):
+            raise RequestError(400, "We could not parse the JSON body of your request.")
         if isinstance(body, dict):  # the deployment decides the model, whatever the body says
             body = {**body, "model": deployment}
         reply = super()._route(request, "/v1" + operation, query, body)

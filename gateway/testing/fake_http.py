@@ -45,6 +45,7 @@ class Reply:
     chunk_delay: float = 0.0  # seconds between stream events
     hang: bool = False
     abort: bool = False  # cut the connection after `events` instead of finishing the stream
+    content_type: str | None = None  # default: JSON for a body, server-sent events for `events`
 
     @property
     def immediate(self) -> bool:
@@ -235,7 +236,8 @@ class Connection(asyncio.Protocol):
     def _send(self, request: Request, reply: Reply) -> None:
         if reply.events is None:
             framing = f"content-length: {len(reply.body)}"
-            head = response_head(reply.status, "application/json", framing, request.keep_alive, reply.headers)
+            content_type = reply.content_type or "application/json"
+            head = response_head(reply.status, content_type, framing, request.keep_alive, reply.headers)
             self._write(head if request.method == "HEAD" else head + reply.body)  # keeps framing
             if not request.keep_alive:
                 self._close()
@@ -250,7 +252,8 @@ class Connection(asyncio.Protocol):
         # HTTP/1.0 has no chunked encoding: such streams are delimited by closing the connection.
         framing = "transfer-encoding: chunked" if request.http11 else ""
         keep_alive = request.keep_alive and request.http11
-        return response_head(reply.status, "text/event-stream; charset=utf-8", framing, keep_alive, reply.headers)
+        content_type = reply.content_type or "text/event-stream; charset=utf-8"
+        return response_head(reply.status, content_type, framing, keep_alive, reply.headers)
 
     def _write_event(self, request: Request, event: bytes) -> None:
         self._write(b"%x\r\n%b\r\n" % (len(event), event) if request.http11 else event)

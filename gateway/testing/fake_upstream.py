@@ -3,9 +3,10 @@
 It speaks just enough HTTP/1.1 (keep-alive, pipelining, chunked request bodies) straight on an
 asyncio `Protocol` with httptools (`fake_http`), so a benchmark of the gateway measures the
 gateway, not this. This module is the server: routing, recording and introspection, and turning
-the endpoints' payloads (`fake_chat`, `fake_completions`, `fake_embeddings`, `fake_models`, `fake_responses_api`) into
-replies. Markers inside the model name choose misbehaviour (`slow-<ms>`, `chunkdelay-<ms>`,
-`error-<status>`, `hang`, `tokens-<p>-<c>`, `streamerror`); see `fake_markers.parse_behaviour`.
+the endpoints' payloads (`fake_chat`, `fake_completions`, `fake_embeddings`, `fake_models`,
+`fake_responses_api`, `fake_media`) into replies. Markers inside the model name choose
+misbehaviour (`slow-<ms>`, `chunkdelay-<ms>`, `error-<status>`, `hang`, `tokens-<p>-<c>`,
+`streamerror`); see `fake_markers.parse_behaviour`.
 
 Run standalone with `python -m gateway.testing.fake_upstream --port 9100 [--no-record]`.
 """
@@ -23,14 +24,24 @@ from gateway.testing.fake_completions import completions
 from gateway.testing.fake_embeddings import DEFAULT_EMBEDDING_DIM, embeddings
 from gateway.testing.fake_http import Reply, Request
 from gateway.testing.fake_markers import Behaviour, BehaviourLookup, marker_error
+from gateway.testing.fake_media import images, moderations, speech, transcription
 from gateway.testing.fake_models import model_list, model_object
 from gateway.testing.fake_payloads import Answer
 from gateway.testing.fake_responses_api import responses
 from gateway.testing.fake_server import MALFORMED, SSE_HEADERS, FakeServer, run_cli
 from gateway.testing.fake_server import MAX_RECORDED as MAX_RECORDED  # re-exported, as before
 from gateway.testing.fake_server import RecordedRequest as RecordedRequest  # re-exported, as before
-from gateway.testing.fake_validation import Json, RequestError
+from gateway.testing.fake_validation import Json, RequestError, require_model, require_object
 
+_MEDIA_PATHS = frozenset(
+    {
+        "/v1/images/generations",
+        "/v1/moderations",
+        "/v1/audio/speech",
+        "/v1/audio/transcriptions",
+        "/v1/audio/translations",
+    }
+)
 DEFAULT_MODELS: tuple[str, ...] = ("fake-model", "fake-embedding")
 SSE_DONE = b"data: [DONE]\n\n"
 STREAM_ERROR_EVENTS = 3  # role chunk + two content chunks, then the connection is cut
@@ -73,11 +84,43 @@ class FakeUpstream(FakeServer):
             if body is MALFORMED:
                 raise RequestError(400, "We could not parse the JSON body of your request.")
             return self._deliver_events(responses(body, next(self._seq), self._behaviour))
+        if method == "POST" and path in _MEDIA_PATHS:
+            return self._media(request, path, body)
         if method == "GET" and path == "/v1/models":
             return self._json(model_list(self.models))
         if method == "GET" and path.startswith("/v1/models/") and len(path) > len("/v1/models/"):
             return self._json(model_object(unquote(path[len("/v1/models/") :])))
         raise RequestError(404, f"Invalid URL ({method} {path})", code="unknown_url")
+
+    def _media(self, request: Request, path: str, body: Any) -> Reply:
+        """Images, moderations, speech and audio uploads (see `fake_media`)."""
+        if path in ("/v1/audio/transcriptions", "/v1/audio/translations"):
+            content_type = request.headers.get("content-type", "")
+            kind, pieces, received = transcription(content_type, request.body, path.endswith("translations"))
+            if self.record and self._recorded:
+                self._recorded[-1].body = received  # the upload, as the fake understood it
+            behaviour = self._behaviour(str(received["fields"].get("model", "")))
+            return self._pieces(kind, pieces, behaviour)
+        if body is MALFORMED:
+            raise RequestError(400, "We could not parse the JSON body of your request.")
+        if path == "/v1/audio/speech":
+            behaviour = self._behaviour(require_model(require_object(body)))
+            return self._pieces(*speech(body), behaviour)
+        builder = images if path == "/v1/images/generations" else moderations
+        return self._deliver(builder(body, next(self._seq), self._behaviour_of(body)))
+
+    def _behaviour_of(self, body: Any) -> Behaviour:
+        model = body.get("model") if isinstance(body, dict) else None
+        return self._behaviour(model if isinstance(model, str) else "")
+
+    def _pieces(self, content_type: str, pieces: list[bytes], behaviour: Behaviour) -> Reply:
+        """A reply sent in pieces (audio as it is made, or events), with the markers applied."""
+        if behaviour.error_status is not None:
+            return self._timed(self.error_reply(marker_error(behaviour.error_status)), behaviour)
+        reply = Reply(200, events=iter(pieces), content_type=content_type, chunk_delay=behaviour.chunk_delay_ms / 1000)
+        if behaviour.stream_error:
+            reply.events, reply.abort = iter(pieces[:1]), True
+        return self._timed(reply, behaviour)
 
     def _introspect(self, method: str, path: str) -> Reply:
         if path == "/_fake/requests" and method == "GET":

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
-from gateway.errors import RequestTooLarge
+from gateway.errors import ClientDisconnected, RequestTooLarge
 
 
 class RequestClient:
@@ -26,6 +26,18 @@ class RequestClient:
         except HTTPException as exc:  # Litestar enforces the size limit while reading
             if exc.status_code == 413:
                 raise RequestTooLarge("The request body is larger than this gateway accepts.") from None
+            raise
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._request.stream():
+                if chunk:
+                    yield chunk
+        except HTTPException as exc:
+            if exc.status_code == 413:
+                raise RequestTooLarge("The request body is larger than this gateway accepts.") from None
+            if exc.status_code == 500:  # Litestar's "client disconnected prematurely"
+                raise ClientDisconnected("The client went away during its upload.") from None
             raise
 
     async def disconnected(self) -> None:
