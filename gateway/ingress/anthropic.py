@@ -1,14 +1,17 @@
 """The Anthropic Messages API as an ingress: ``POST /v1/messages`` from Anthropic-SDK clients,
-translated to the OpenAI chat schema the pipeline speaks and back (``anthropic_messages``)."""
+translated to the OpenAI chat schema the pipeline speaks and back (``anthropic_messages``), or
+passed through untouched to a model on an Anthropic backend (``anthropic_native``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
 from gateway.errors import InvalidRequest, UpstreamError
 from gateway.ingress.anthropic_messages import AnthropicEventStream, to_anthropic_message, to_openai_request
+from gateway.ingress.anthropic_native import AnthropicPassthrough
 from gateway.providers.base import StreamTap
 from gateway.proxy.body import Endpoint
 from gateway.proxy.ingress import ChainedTap
@@ -18,6 +21,8 @@ _encoder = msgspec.json.Encoder()
 
 
 class AnthropicIngress:
+    native_kind: str | None = "anthropic"
+
     def parse_object(self, raw: bytes) -> dict[str, Any]:
         try:
             body = _decoder.decode(raw)
@@ -27,8 +32,20 @@ class AnthropicIngress:
             raise InvalidRequest("The request body must be a JSON object.")
         return body
 
-    def parse(self, raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
-        payload = to_openai_request(self.parse_object(raw))
+    def decode(self, raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
+        body = self.parse_object(raw)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest(
+                "model: Field required" if model is None else "model: Input should be a string", param="model"
+            )
+        return body
+
+    def native_adapter(self, headers: Mapping[str, str]) -> AnthropicPassthrough:
+        return AnthropicPassthrough(headers)
+
+    def translate(self, body: dict[str, Any]) -> dict[str, Any]:
+        payload = to_openai_request(body)
         payload["stream_options"] = {"include_usage": True} if payload.get("stream") else None
         return {k: v for k, v in payload.items() if v is not None}
 

@@ -3,16 +3,30 @@ ingress turns what the client sent into that, and the answer back into what the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from gateway.ledger.exchange import Usage
-from gateway.providers.base import StreamTap
+from gateway.providers.base import Adapter, StreamTap
 from gateway.proxy.body import Endpoint, parse_body
 
 
 class Ingress(Protocol):
-    def parse(self, raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
-        """The request as an OpenAI payload; raises InvalidRequest."""
+    @property
+    def native_kind(self) -> str | None:
+        """The backend kind that speaks this client's schema: requests for it pass through untranslated."""
+        ...
+
+    def decode(self, raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
+        """The request in the client's own schema, checked as far as routing needs; raises InvalidRequest."""
+        ...
+
+    def translate(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The decoded request as an OpenAI payload; raises InvalidRequest."""
+        ...
+
+    def native_adapter(self, headers: Mapping[str, str]) -> Adapter:
+        """The adapter for a backend of ``native_kind``, given the client's headers."""
         ...
 
     def respond(self, body: bytes, payload: dict[str, Any]) -> bytes:
@@ -25,10 +39,18 @@ class Ingress(Protocol):
 
 
 class OpenAIIngress:
-    """Clients of the OpenAI API: nothing to translate."""
+    """Clients of the OpenAI API: nothing to translate (the OpenAI adapter is their passthrough)."""
 
-    def parse(self, raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
+    native_kind: str | None = None
+
+    def decode(self, raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
         return parse_body(raw, endpoint)
+
+    def translate(self, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    def native_adapter(self, headers: Mapping[str, str]) -> Adapter:
+        raise NotImplementedError("OpenAI clients reach every backend through its own adapter")
 
     def respond(self, body: bytes, payload: dict[str, Any]) -> bytes:
         return body

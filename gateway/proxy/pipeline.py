@@ -77,17 +77,20 @@ class Pipeline:
             exchange.key = await self._auth.authenticate(client.headers)
             if endpoint.form:
                 return account.hand_over(await self._upload(exchange, endpoint, client))
-            payload = ingress.parse(await client.body(), endpoint)
-            exchange.model = payload["model"]
-            route = exchange.route = self.route(payload["model"], exchange.key)
+            body = ingress.decode(await client.body(), endpoint)
+            exchange.model = body["model"]
+            route = exchange.route = self.route(body["model"], exchange.key)
+            if route.backend.kind == ingress.native_kind:  # client and backend speak one schema: pass through
+                adapter, payload, ingress = ingress.native_adapter(client.headers), body, OPENAI
+            else:
+                adapter, payload = self._adapters[route.backend.kind], ingress.translate(body)
             # Quota admission (reserve an estimate) goes here; settlement at record time.
-            adapter = self._adapters[route.backend.kind]
             upstream = adapter.request(endpoint, payload, route)
             if payload.get("stream") or endpoint.relays:
                 opening = self._open_stream(exchange, adapter, endpoint, payload, upstream, ingress)
                 return account.hand_over(await _unless_client_leaves(client, opening))
-            body = await self._forward(route, adapter, upstream)
-            content, exchange.usage = adapter.response(endpoint, body)
+            reply = await self._forward(route, adapter, upstream)
+            content, exchange.usage = adapter.response(endpoint, reply)
             if exchange.usage is None:  # e.g. moderations, which report none: count it here
                 exchange.usage = await asyncio.to_thread(estimate_reply_usage, payload, content)
             return ASGIResponse(body=ingress.respond(content, payload), media_type="application/json")
