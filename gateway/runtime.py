@@ -17,13 +17,15 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gateway.catalog.config import load_catalog_config
+from gateway.catalog.config import CatalogConfig, EntraConfig, load_catalog_config
+from gateway.catalog.registry import Catalog
 from gateway.catalog.sync import sync_catalog
 from gateway.db.engine import create_engine, session_factory
 from gateway.db.migrate import upgrade_async
 from gateway.keys.auth import Authenticator
 from gateway.keys.service import KeyService
 from gateway.ledger.writer import UsageWriter
+from gateway.providers.entra import EntraTokens
 from gateway.providers.registry import adapters
 from gateway.proxy.pipeline import Pipeline
 from gateway.proxy.upstream import Upstream
@@ -54,7 +56,8 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
     sessions = session_factory(engine)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
-        catalog = await sync_catalog(sessions, load_catalog_config(settings.models_file))
+        catalog_config = load_catalog_config(settings.models_file)
+        catalog = await sync_catalog(sessions, catalog_config)
         keys = KeyService(sessions)
         auth = Authenticator(
             keys.lookup, ttl_seconds=settings.key_cache_ttl_seconds, max_entries=settings.key_cache_size
@@ -64,6 +67,9 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             stack.push_async_callback(redis.aclose)
         upstream = Upstream(settings, transport)
         stack.push_async_callback(upstream.aclose)
+        entra = EntraTokens(upstream, _entra_backends(catalog_config, catalog))
+        await entra.start()
+        stack.push_async_callback(entra.stop)
         ledger = UsageWriter(
             engine,
             batch_size=settings.usage_batch_size,
@@ -90,3 +96,13 @@ def _redis(settings: Settings) -> Redis | None:
         return None
     kwargs: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
     return Redis.from_url(settings.redis_url, **kwargs)
+
+
+def _entra_backends(config: CatalogConfig, catalog: Catalog) -> dict[str, tuple[EntraConfig, dict[str, str]]]:
+    """Backends that authenticate with Entra ID tokens, with the header map their routes share."""
+    headers = {route.backend.name: route.backend.headers for route in catalog.routes.values()}
+    return {
+        name: (spec.entra, headers[name])
+        for name, spec in config.backends.items()
+        if spec.entra is not None and name in headers
+    }

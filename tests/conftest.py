@@ -10,6 +10,8 @@ from harness import POSTGRES_URL, Gateway, running_gateway
 # Bedrock requests are signed with the standard AWS credential chain; the fake checks the header.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIDTESTONLY")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test-secret-access-key")
+# The client secret the Azure backend configured with Entra ID sends to the fake token endpoint.
+os.environ.setdefault("GATEWAY_TEST_ENTRA_SECRET", "entra-client-secret-do-not-leak")
 from sqlalchemy import text
 
 from gateway.db.engine import create_engine

@@ -56,6 +56,14 @@ backends:
     kind: azure
     base_url: {azure}
     api_key: azure-secret-do-not-leak
+  azure-entra:
+    kind: azure
+    base_url: {azure}
+    entra:
+      tenant_id: tenant-1
+      client_id: gateway-app
+      client_secret_env: GATEWAY_TEST_ENTRA_SECRET
+      authority: {azure}
   gemini:
     kind: gemini
     base_url: {gemini}
@@ -174,6 +182,10 @@ models:
     backend: azure
     upstream_model: whisper-deploy
     prices: {{audio_second: 100}}
+  azure-entra-model:
+    backend: azure-entra
+    upstream_model: gpt4o-deploy-tokens-12-7
+    prices: {{input: 150000, output: 600000}}
   azure-tts:
     backend: azure
     upstream_model: tts-deploy

@@ -302,7 +302,11 @@ async def test_missing_api_key_is_401_and_stays_hidden(fake: FakeAzure, client: 
 
 
 async def test_entra_id_token_is_accepted(fake: FakeAzure, client: httpx.AsyncClient) -> None:
-    route = _route(base_url=fake.base_url, headers={"authorization": "Bearer entra-token"})
+    forged = _route(base_url=fake.base_url, headers={"authorization": "Bearer entra-token"})
+    assert (await _send(client, EMBEDDINGS, {"model": "a", "input": "x"}, forged)).status_code == 401
+    grant = {"grant_type": "client_credentials", "client_id": "c", "client_secret": "s", "scope": "x/.default"}
+    token = (await client.post(f"{fake.base_url}/tenant/oauth2/v2.0/token", data=grant)).json()["access_token"]
+    route = _route(base_url=fake.base_url, headers={"authorization": f"Bearer {token}"})
     response = await _send(client, EMBEDDINGS, {"model": "a", "input": "x"}, route)
     assert response.status_code == 200, response.text
 

@@ -19,6 +19,26 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+ENTRA_AUTHORITY = "https://login.microsoftonline.com"
+ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+@dataclass(frozen=True, slots=True)
+class EntraConfig:
+    """Microsoft Entra ID (client credentials) for an Azure OpenAI backend: the gateway fetches a
+    bearer token and renews it before it expires, instead of sending an ``api-key``."""
+
+    tenant_id: str
+    client_id: str
+    client_secret_env: str
+    authority: str = ENTRA_AUTHORITY
+    scope: str = ENTRA_SCOPE
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.authority}/{self.tenant_id}/oauth2/v2.0/token"
+
+
 @dataclass(frozen=True, slots=True)
 class BackendConfig:
     name: str
@@ -31,10 +51,14 @@ class BackendConfig:
     """Azure OpenAI's ``api-version`` query parameter."""
     region: str | None = None
     """AWS region a Bedrock backend signs its requests for."""
+    entra: EntraConfig | None = None
+    """Azure only: authenticate with Entra ID tokens instead of an API key."""
 
     @property
     def credential_ref(self) -> str | None:
         """What SQL stores about the credential: where it lives, never the value."""
+        if self.entra:
+            return f"entra:{self.entra.tenant_id}/{self.entra.client_id}/env:{self.entra.client_secret_env}"
         if self.api_key_env:
             return f"env:{self.api_key_env}"
         if self.api_key:
@@ -93,7 +117,9 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
     fields.name(name, where)
     spec = fields.mapping(spec, where)
     fields.no_extra(
-        spec, where, {"kind", "base_url", "api_key_env", "api_key", "timeout_seconds", "api_version", "region"}
+        spec,
+        where,
+        {"kind", "base_url", "api_key_env", "api_key", "timeout_seconds", "api_version", "region", "entra"},
     )
     kind = fields.string(spec, where, "kind", default="openai")
     if kind not in BACKEND_KINDS:
@@ -116,6 +142,32 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
         timeout_seconds=float(timeout) if timeout is not None else None,
         api_version=fields.optional_string(spec, where, "api_version") or _default_api_version(kind),
         region=_region(fields, spec, where, kind, base_url),
+        entra=_entra(fields, spec, where, kind),
+    )
+
+
+def _entra(fields: _Fields, spec: dict[str, Any], where: str, kind: str) -> EntraConfig | None:
+    if spec.get("entra") is None:
+        return None
+    where = f"{where}.entra"
+    if kind != "azure":
+        fields.fail(where, "Entra ID tokens are for Azure OpenAI backends (kind: azure)")
+    if spec.get("api_key") is not None or spec.get("api_key_env") is not None:
+        fields.fail(where, "use either entra or api_key/api_key_env, not both")
+    entra = fields.mapping(spec["entra"], where)
+    fields.no_extra(entra, where, {"tenant_id", "client_id", "client_secret_env", "authority", "scope"})
+    secret_env = fields.string(entra, where, "client_secret_env")
+    if not _ENV_VAR.match(secret_env):
+        fields.fail(f"{where}.client_secret_env", f"not an environment variable name: {secret_env!r}")
+    authority = fields.optional_string(entra, where, "authority") or ENTRA_AUTHORITY
+    if not re.match(r"^https?://[^/\s]+", authority):
+        fields.fail(f"{where}.authority", f"expected an http(s) URL, got {authority!r}")
+    return EntraConfig(
+        tenant_id=fields.string(entra, where, "tenant_id"),
+        client_id=fields.string(entra, where, "client_id"),
+        client_secret_env=secret_env,
+        authority=authority.rstrip("/"),
+        scope=fields.optional_string(entra, where, "scope") or ENTRA_SCOPE,
     )
 
 

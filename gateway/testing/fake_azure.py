@@ -1,7 +1,8 @@
 """A deterministic fake of Azure OpenAI's data plane, for tests: the OpenAI fake behind Azure's URLs.
 
 `POST /openai/deployments/{deployment}/chat/completions|completions|embeddings?api-version=...`
-needs an `api-key` header or an Entra ID `authorization: Bearer` token (else 401), and an
+needs an `api-key` header or an Entra ID `authorization: Bearer` token this fake issued at
+`POST /{tenant}/oauth2/v2.0/token` (else 401), and an
 `api-version` query parameter (else 400). The request is then answered by `FakeUpstream` as if it
 had asked for the model named like the deployment, so its markers (`tokens-12-7`, `error-500`,
 `slow-<ms>`, `streamerror`, ...) work in deployment names. Every error is OpenAI-shaped, as
@@ -47,9 +48,7 @@ def prompt_filter_results() -> list[Json]:
     return [{"prompt_index": 0, "content_filter_results": filter_results()}]
 
 
-def _has_credentials(headers: dict[str, str]) -> bool:
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    return bool(headers.get("api-key", "").strip()) or (scheme.lower() == "bearer" and bool(token.strip()))
+_TOKEN_PATH = re.compile(r"/([^/]+)/oauth2/v2\.0/token")
 
 
 class FakeAzure(FakeUpstream):
@@ -57,6 +56,29 @@ class FakeAzure(FakeUpstream):
 
     def __init__(self, *, record: bool = True, embedding_dim: int = DEFAULT_EMBEDDING_DIM) -> None:
         super().__init__(record=record, embedding_dim=embedding_dim)
+        # Entra ID: this fake is also the token endpoint (`{authority}/{tenant}/oauth2/v2.0/token`).
+        self.token_lifetime = 3599
+        self.token_failures = 0  # answer this many token requests with an error first
+        self.issued: list[str] = []
+        self.token_requests: list[dict[str, list[str]]] = []  # the forms received, secrets included
+
+    def _has_credentials(self, headers: dict[str, str]) -> bool:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        return bool(headers.get("api-key", "").strip()) or (scheme.lower() == "bearer" and token in self.issued)
+
+    def _token(self, request: Request) -> Reply:
+        form = parse_qs(request.body.decode("latin-1"))
+        self.token_requests.append(form)
+        if form.get("grant_type") != ["client_credentials"] or not form.get("client_secret"):
+            raise RequestError(400, "AADSTS900144: The request body must contain client_credentials.", code="400")
+        if self.token_failures > 0:
+            self.token_failures -= 1
+            return Reply(503, _encoder.encode({"error": "temporarily_unavailable"}))
+        token = f"fake-entra-token-{len(self.issued) + 1}"
+        self.issued.append(token)
+        return Reply(
+            200, _encoder.encode({"token_type": "Bearer", "expires_in": self.token_lifetime, "access_token": token})
+        )
 
     _base_path = ""  # the resource endpoint, as in `https://<resource>.openai.azure.com`: no path
 
@@ -64,10 +86,12 @@ class FakeAzure(FakeUpstream):
 
     def _route(self, request: Request, path: str, query: str, body: Any) -> Reply:
         # Recorded (by `dispatch`) as sent, before the deployment is turned into a model name.
+        if request.method == "POST" and _TOKEN_PATH.fullmatch(path):
+            return self._token(request)
         match = _DEPLOYMENT_PATH.fullmatch(path)
         if request.method != "POST" or match is None:
             raise RequestError(404, f"Resource not found ({request.method} {path}).", code="404")
-        if not _has_credentials(request.headers):
+        if not self._has_credentials(request.headers):
             raise RequestError(401, "Access denied: send an api-key header or an Entra ID bearer token.", code="401")
         if not any(version.strip() for version in parse_qs(query).get("api-version", [])):
             raise RequestError(400, "The api-version query parameter is required.", code="MissingApiVersionParameter")

@@ -1,0 +1,108 @@
+"""Microsoft Entra ID tokens for Azure OpenAI backends configured with ``entra:``.
+
+A token is fetched with the OAuth 2.0 client-credentials grant at start, written into the
+backend's header map (the one every route to that backend shares), and renewed in the background
+before it expires. The request path only reads the header: it never waits for Entra. If Entra
+cannot be reached, the last token stays in use until it expires, and renewal retries with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import msgspec
+
+from gateway.catalog.config import EntraConfig
+from gateway.proxy.upstream import Upstream
+
+log = logging.getLogger(__name__)
+_RENEW_MARGIN_SECONDS = 300.0  # renew this long before expiry (a short-lived token: at half its life)
+_RETRY_SECONDS = (1.0, 5.0, 15.0, 60.0)
+_TIMEOUT_SECONDS = 30.0
+
+
+class TokenError(Exception):
+    """Entra did not give a token; the message says why, without the secret."""
+
+
+@dataclass(slots=True)
+class _Holder:
+    name: str
+    entra: EntraConfig
+    headers: dict[str, str]  # the backend's shared header map, updated in place
+
+
+class EntraTokens:
+    def __init__(self, upstream: Upstream, backends: Mapping[str, tuple[EntraConfig, dict[str, str]]]) -> None:
+        self._upstream = upstream
+        self._holders = [_Holder(name, entra, headers) for name, (entra, headers) in backends.items()]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Fetch every backend's first token (a failure is logged, and that backend answers 502 until
+        a renewal succeeds), then keep them fresh in the background."""
+        firsts = await asyncio.gather(*(self._renew(holder, failures=0) for holder in self._holders))
+        for holder, (wait, ok) in zip(self._holders, firsts, strict=True):
+            keep = self._keep(holder, wait, failures=0 if ok else 1)
+            self._tasks.append(asyncio.create_task(keep, name=f"entra-{holder.name}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _keep(self, holder: _Holder, wait: float, failures: int) -> None:
+        while True:
+            await asyncio.sleep(wait)
+            wait, ok = await self._renew(holder, failures)
+            failures = 0 if ok else failures + 1
+
+    async def _renew(self, holder: _Holder, failures: int) -> tuple[float, bool]:
+        """Fetch a token into the backend's headers: the seconds until the next attempt, and success."""
+        try:
+            token, lifetime = await self.fetch(holder.entra)
+        except TokenError as exc:
+            delay = _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS) - 1)]
+            log.warning("backend %r: no Entra ID token (%s); retrying in %.0f s", holder.name, exc, delay)
+            return delay, False
+        holder.headers["authorization"] = f"Bearer {token}"
+        return max(1.0, lifetime - min(_RENEW_MARGIN_SECONDS, lifetime / 2)), True
+
+    async def fetch(self, entra: EntraConfig) -> tuple[str, float]:
+        """One token and its lifetime in seconds."""
+        secret = (os.environ.get(entra.client_secret_env) or "").strip()
+        if not secret:
+            raise TokenError(f"environment variable {entra.client_secret_env} is not set")
+        form = {"grant_type": "client_credentials", "client_id": entra.client_id, "scope": entra.scope}
+        body = urlencode(form | {"client_secret": secret}).encode()
+        headers = {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"}
+        try:
+            response = await self._upstream.send(entra.token_url, headers, body, _TIMEOUT_SECONDS)
+            try:
+                raw = await response.aread()
+            finally:
+                await response.aclose()
+        except Exception as exc:  # any transport failure: retried, never fatal
+            raise TokenError(f"token endpoint unreachable: {type(exc).__name__}") from None
+        try:
+            answer = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            answer = None
+        if response.status_code != 200 or not isinstance(answer, dict) or not answer.get("access_token"):
+            detail = answer.get("error_description") or answer.get("error") if isinstance(answer, dict) else None
+            raise TokenError(f"token endpoint answered {response.status_code}: {str(detail or '')[:200]}")
+        lifetime = answer.get("expires_in", 3600)
+        try:
+            seconds = float(lifetime)
+        except (TypeError, ValueError):
+            seconds = 3600.0
+        return str(answer["access_token"]), seconds
