@@ -182,6 +182,10 @@ models:
     backend: azure
     upstream_model: whisper-deploy
     prices: {{audio_second: 100}}
+  bedrock-cohere:
+    backend: bedrock
+    upstream_model: cohere.embed-english-v3
+    prices: {{input: 100000}}
   azure-entra-model:
     backend: azure-entra
     upstream_model: gpt4o-deploy-tokens-12-7

@@ -545,3 +545,21 @@ async def test_fake_titan_embeddings(fake: FakeBedrock) -> None:
     reply = json.loads(body)
     validate("CreateEmbeddingResponse", reply)
     assert len(reply["data"][0]["embedding"]) == 4 and usage == Usage(3, 0, 0)
+
+
+def test_cohere_embeddings_take_many_texts_in_one_call() -> None:
+    route = _route(model="cohere.embed-english-v3")
+    upstream = ADAPTER.request(EMBEDDINGS, {"model": "e", "input": ["one", "two"]}, route)
+    assert upstream.url == f"{BASE}/model/cohere.embed-english-v3/invoke"
+    body = {"texts": ["one", "two"], "input_type": "search_document", "embedding_types": ["float"]}
+    assert json.loads(upstream.body) == body
+    query = ADAPTER.request(EMBEDDINGS, {"model": "e", "input": "q", "input_type": "search_query"}, route)
+    assert json.loads(query.body)["input_type"] == "search_query"
+    with pytest.raises(InvalidRequest, match="at most 96"):
+        ADAPTER.request(EMBEDDINGS, {"model": "e", "input": ["t"] * 97}, route)
+    reply, usage = ADAPTER.response(EMBEDDINGS, b'{"id": "x", "embeddings": {"float": [[0.5], [-0.25]]}}')
+    decoded = json.loads(reply)
+    validate("CreateEmbeddingResponse", {**decoded, "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+    assert [d["embedding"] for d in decoded["data"]] == [[0.5], [-0.25]] and usage is None
+    with pytest.raises(UpstreamError):
+        ADAPTER.response(EMBEDDINGS, b'{"embeddings": {"float": [["x"]]}}')

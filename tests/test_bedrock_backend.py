@@ -33,3 +33,15 @@ async def test_bedrock_plain_and_streamed_cost_the_same(gateway: Gateway, key: s
         plain.completion_tokens,
         plain.cost_nano_usd,
     )
+
+
+async def test_cohere_embeddings_on_bedrock_embed_several_texts_and_are_counted(gateway: Gateway, key: str) -> None:
+    raw = await gateway.openai(key).embeddings.with_raw_response.create(
+        model="bedrock-cohere", input=["first text", "second text here"], encoding_format="float"
+    )
+    assert [item.index for item in raw.parse().data] == [0, 1]
+    assert gateway.fakes.bedrock.requests[-1].body["texts"] == ["first text", "second text here"]
+    row = await gateway.usage(raw.headers["x-request-id"])
+    # Cohere on Bedrock reports no token count in its body: the gateway counts the input with o200k,
+    # the texts joined by newlines ("first text\nsecond text here" is 6 tokens).
+    assert row.prompt_tokens == 6 and row.cost_nano_usd == 600

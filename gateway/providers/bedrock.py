@@ -21,8 +21,9 @@ from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError, UnsupportedEndpoint, UpstreamError, UpstreamRejected, UpstreamTimeout
 from gateway.ledger.exchange import Usage
 from gateway.providers.base import UpstreamRequest
-from gateway.providers.bedrock_request import DEFAULT_MAX_TOKENS, embeddings_request, translate_request
-from gateway.providers.bedrock_response import exception_name, translate_embeddings, translate_response
+from gateway.providers.bedrock_embeddings import embeddings_request, translate_embeddings
+from gateway.providers.bedrock_request import DEFAULT_MAX_TOKENS, translate_request
+from gateway.providers.bedrock_response import exception_name, translate_response
 from gateway.providers.bedrock_signing import (
     AwsCredentials,
     Clock,
@@ -74,7 +75,7 @@ class BedrockAdapter:
             body = translate_request(payload, route.params)
             method = "converse-stream" if payload.get("stream") else "converse"
         elif endpoint.path == EMBEDDINGS.path:
-            body = embeddings_request(payload, route.params)
+            body = embeddings_request(payload, route.params, route.upstream_model)
             method = "invoke"
         else:
             raise UnsupportedEndpoint(

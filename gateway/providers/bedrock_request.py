@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import InvalidRequest, UnsupportedEndpoint
+from gateway.errors import InvalidRequest
 from gateway.providers.openai_chat import (
     assistant_text,
     data_url,
@@ -66,26 +66,6 @@ def translate_request(payload: dict[str, Any], params: dict[str, Any]) -> dict[s
     tool_config = _tool_config(merged, messages)
     if tool_config is not None:
         body["toolConfig"] = tool_config
-    return body
-
-
-def embeddings_request(payload: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A Titan text-embeddings ``invoke`` body: one text per call, so only a single input."""
-    merged = {**params, **payload}
-    raw = merged.get("input")
-    if isinstance(raw, list) and len(raw) == 1:
-        raw = raw[0]
-    if isinstance(raw, list) and raw and all(isinstance(item, str) for item in raw):
-        raise UnsupportedEndpoint(
-            "This model's backend (Bedrock Titan embeddings) embeds one text per request: "
-            "send 'input' as a single string."
-        )
-    if not isinstance(raw, str) or not raw:
-        raise InvalidRequest("This model's backend takes 'input' as one non-empty string, not tokens.", param="input")
-    body: dict[str, Any] = {"inputText": raw}
-    dimensions = merged.get("dimensions")
-    if isinstance(dimensions, int) and not isinstance(dimensions, bool):
-        body["dimensions"] = dimensions
     return body
 
 

@@ -20,7 +20,6 @@ from gateway.providers.openai_chat import (
     mapped_finish_reason,
     openai_usage,
 )
-from gateway.providers.openai_chat import count as _count
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -96,23 +95,6 @@ def translate_response(body: bytes, model: str = "") -> tuple[bytes, Usage | Non
         openai_usage(usage) if usage is not None else None,
     )
     return completion, usage
-
-
-def translate_embeddings(body: bytes, model: str = "") -> tuple[bytes, Usage | None]:
-    """A Titan ``{"embedding": [...], "inputTextTokenCount": n}`` as an OpenAI embeddings list."""
-    reply = _decode(body)
-    vector = reply.get("embedding")
-    if not isinstance(vector, list) or not all(isinstance(x, int | float) for x in vector):
-        raise UpstreamError("The backend returned a response that is not a Titan embedding.")
-    tokens = _count(reply.get("inputTextTokenCount"))
-    usage = Usage(prompt_tokens=tokens)
-    out = {
-        "object": "list",
-        "data": [{"object": "embedding", "index": 0, "embedding": vector}],
-        "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-    return _encoder.encode(out), usage
 
 
 def _decode(body: bytes) -> dict[str, Any]:

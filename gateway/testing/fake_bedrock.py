@@ -13,7 +13,8 @@ text, a `toolUse` of the first (or the chosen) tool with input {"query": "fake"}
 `/model/<id>/converse-stream` sends the same reply as binary event-stream frames
 (`application/vnd.amazon.eventstream`): messageStart, one contentBlockDelta per word (a tool call:
 contentBlockStart, then its input in two pieces), contentBlockStop, messageStop, metadata.
-`/model/<id>/invoke` answers a Titan text embedding for `{"inputText": ...}`.
+`/model/<id>/invoke` answers a Titan text embedding for `{"inputText": ...}`, or Cohere Embed
+vectors for `{"texts": [...]}` when the model id starts with `cohere.`.
 
 Errors are Bedrock's: a `{"message": ...}` body and the exception's name in `x-amzn-ErrorType`.
 Markers in the model id: `slow-<ms>` (delay before headers), `chunkdelay-<ms>` (between stream
@@ -27,7 +28,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from gateway.testing.fake_bedrock_replies import answer, error_headers, marker_error, titan_embedding, validate
+from gateway.testing.fake_bedrock_replies import (
+    answer,
+    cohere_embeddings,
+    error_headers,
+    marker_error,
+    titan_embedding,
+    validate,
+)
 from gateway.testing.fake_http import Connection, Reply, Request, response_head
 from gateway.testing.fake_server import MALFORMED, FakeServer
 from gateway.testing.fake_validation import RequestError
@@ -79,7 +87,7 @@ class FakeBedrock(FakeServer):
         if behaviour.error_status is not None:
             reply = self.error_reply(marker_error(behaviour.error_status))
         elif method == "invoke":
-            reply = self._json(titan_embedding(body))
+            reply = self._json(cohere_embeddings(body) if model.startswith("cohere.") else titan_embedding(body))
         else:
             result = answer(validate(body), next(self._seq), behaviour)
             if method == "converse":

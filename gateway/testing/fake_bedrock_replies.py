@@ -256,3 +256,17 @@ def titan_embedding(body: Any) -> Json:
         raise _invalid("Malformed input request: dimensions is out of range.")
     text = body["inputText"]
     return {"embedding": embedding_vector(text, dims), "inputTextTokenCount": count_words(text)}
+
+
+def cohere_embeddings(body: Any) -> Json:
+    """Cohere Embed v3 with ``embedding_types: ["float"]``: one vector per text, no token count."""
+    texts = body.get("texts") if isinstance(body, dict) else None
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
+        raise _invalid("Malformed input request: #: required key [texts] not found.")
+    if len(texts) > 96:
+        raise _invalid("Malformed input request: #/texts: expected maximum item count: 96.")
+    if body.get("input_type") not in ("search_document", "search_query", "classification", "clustering"):
+        raise _invalid("Malformed input request: #/input_type: is not a valid enum value.")
+    vectors = [embedding_vector(text, DEFAULT_EMBEDDING_DIM) for text in texts]
+    embeddings: Any = {"float": vectors} if body.get("embedding_types") else vectors
+    return {"id": "fake-cohere", "embeddings": embeddings, "texts": texts, "response_type": "embeddings_by_type"}
