@@ -74,6 +74,8 @@ async def test_tool_call_round_trip_on_every_backend(gateway: Gateway, key: str,
     ]
     second = await client.chat.completions.create(model=model, messages=followup, tools=TOOLS)
     assert second.choices[0].finish_reason == "stop" and second.choices[0].message.content
+    if model == "gemini-model":  # the SDK kept the call's thought signature, and Gemini got it back
+        assert gateway.fakes.gemini.requests[-1].body["contents"][-2]["parts"][0]["thoughtSignature"]
 
 
 @pytest.mark.parametrize("model", MODELS)

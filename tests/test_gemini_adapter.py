@@ -27,6 +27,7 @@ from gateway.providers.base import UpstreamRequest
 from gateway.providers.gemini import GeminiAdapter
 from gateway.proxy.body import CHAT, COMPLETIONS, EMBEDDINGS
 from gateway.testing.fake_gemini import FakeGemini
+from gateway.testing.fake_gemini_replies import THOUGHT_SIGNATURE
 
 GOLDEN = Path(__file__).parent / "golden" / "gemini"
 REQUEST_CASES = sorted(p.name for p in GOLDEN.glob("*.request.json"))
@@ -287,12 +288,16 @@ async def test_fake_function_call_round_trip(fake: FakeGemini) -> None:
     first = await _send(fake, {"model": "g", "tools": TOOLS, "messages": HI}, "gemini-flash")
     call = first["choices"][0]["message"]["tool_calls"][0]
     assert first["choices"][0]["finish_reason"] == "tool_calls"
-    assert call == {"id": "call_0", "type": "function", "function": {"name": "lookup", "arguments": '{"query":"fake"}'}}
+    signed = {"google": {"thought_signature": THOUGHT_SIGNATURE}}
+    function = {"name": "lookup", "arguments": '{"query":"fake"}'}
+    assert call == {"id": "call_0", "type": "function", "function": function, "extra_content": signed}
     followup = [*HI, first["choices"][0]["message"], {"role": "tool", "tool_call_id": "call_0", "content": "42"}]
     second = await _send(fake, {"model": "g", "tools": TOOLS, "messages": followup}, "gemini-flash")
     assert second["choices"][0]["finish_reason"] == "stop" and second["choices"][0]["message"]["content"]
     contents = fake.requests[-1].body["contents"]
-    assert contents[-2]["parts"] == [{"functionCall": {"name": "lookup", "args": {"query": "fake"}}}]
+    # The signature went back with its call, as thinking models require.
+    signed_call = {"functionCall": {"name": "lookup", "args": {"query": "fake"}}, "thoughtSignature": THOUGHT_SIGNATURE}
+    assert contents[-2]["parts"] == [signed_call]
     assert contents[-1]["parts"] == [{"functionResponse": {"name": "lookup", "response": {"content": "42"}}}]
 
 

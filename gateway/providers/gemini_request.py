@@ -143,7 +143,13 @@ def _function_call(call: Any, index: int, call_names: dict[str, str]) -> Part:
     name, decoded = tool_call_function(call, index)
     if isinstance(call.get("id"), str):
         call_names[call["id"]] = name
-    return {"functionCall": {"name": name, "args": decoded}}
+    part: Part = {"functionCall": {"name": name, "args": decoded}}
+    extra = call.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    if isinstance(signature, str) and signature:
+        part["thoughtSignature"] = signature  # a thinking model checks it came back with its call
+    return part
 
 
 def _function_response(message: dict[str, Any], index: int, call_names: dict[str, str]) -> Part:

@@ -86,14 +86,22 @@ def visible_text(part: dict[str, Any]) -> str | None:
     return text if isinstance(text, str) and not part.get("thought") else None
 
 
-def tool_call(call: Any, position: int) -> dict[str, Any]:
+def tool_call(part: dict[str, Any], position: int) -> dict[str, Any]:
+    """An OpenAI tool call for a ``functionCall`` part. A thinking model's ``thoughtSignature`` rides
+    along as ``extra_content.google.thought_signature`` (Google's own OpenAI-compatible convention),
+    which clients send back with the call and the request translation returns to Gemini."""
+    call = part.get("functionCall")
     call = call if isinstance(call, dict) else {}
     arguments = _encoder.encode(call.get("args") or {}).decode()
-    return {
+    out: dict[str, Any] = {
         "id": f"call_{position}",
         "type": "function",
         "function": {"name": str(call.get("name") or ""), "arguments": arguments},
     }
+    signature = part.get("thoughtSignature")
+    if isinstance(signature, str) and signature:
+        out["extra_content"] = {"google": {"thought_signature": signature}}
+    return out
 
 
 def block_reason(response: dict[str, Any]) -> str | None:
@@ -140,7 +148,7 @@ def _choice_message(parts: list[dict[str, Any]]) -> dict[str, Any]:
         if text is not None:
             texts.append(text)
         elif "functionCall" in part:
-            calls.append(tool_call(part["functionCall"], len(calls)))
+            calls.append(tool_call(part, len(calls)))
         # executableCode, inline images and other parts have no chat.completion counterpart
     return choice_message(texts, calls)
 

@@ -78,7 +78,7 @@ class GeminiStreamTap(SSEChunkTap):
         if text:
             return self._chunk({"content": text})
         if "functionCall" in part:
-            call = {"index": self._calls, **tool_call(part["functionCall"], self._calls)}
+            call = {"index": self._calls, **tool_call(part, self._calls)}
             self._calls += 1
             return self._chunk({"tool_calls": [call]})
         return b""  # thought summaries and parts without a chat.completion counterpart

@@ -17,6 +17,7 @@ from gateway.testing.fake_validation import Json, RequestError, count_words
 
 REPLY = "This is a fake reply from Gemini."
 CALL_ARGS: Json = {"query": "fake"}
+THOUGHT_SIGNATURE = "ZmFrZS10aG91Z2h0LXNpZ25hdHVyZQ=="  # what this fake signs its function calls with
 CALL_TOKENS = 3  # candidatesTokenCount of a functionCall reply
 DEFAULT_EMBEDDING_DIM = 8
 STATUS_NAMES = {
@@ -90,6 +91,9 @@ def _validate_parts(parts: Any, where: str) -> None:
             raise _invalid(f"* GenerateContentRequest.{where}.parts[{index}].data: required oneof field 'data'")
         if part.get("text") == "":
             raise _invalid(f"* GenerateContentRequest.{where}.parts[{index}].text: must not be empty")
+        signature = part.get("thoughtSignature")
+        if signature is not None and signature != THOUGHT_SIGNATURE:
+            raise _invalid(f"* GenerateContentRequest.{where}.parts[{index}].thought_signature: invalid signature")
 
 
 # -- the answer ------------------------------------------------------------------------------------
@@ -186,7 +190,8 @@ def answer(body: Json, model: str, seq: int, behaviour: Behaviour) -> Answer:
     prompt = behaviour.tokens[0] if behaviour.tokens is not None else prompt_tokens(body)
     response_id = f"fake-gemini-{seq}"
     if name is not None:
-        call = {"functionCall": {"name": name, "args": dict(CALL_ARGS)}}
+        # Thinking models sign their function calls; the signature must come back with the call.
+        call = {"functionCall": {"name": name, "args": dict(CALL_ARGS)}, "thoughtSignature": THOUGHT_SIGNATURE}
         output = behaviour.tokens[1] if behaviour.tokens is not None else CALL_TOKENS
         return Answer(response_id, model, "", call, "STOP", prompt, output)
     if behaviour.tokens is not None:
