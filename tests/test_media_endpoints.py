@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 from harness import Gateway
+from openai_spec import validate
 
 from gateway.testing.fake_media import SPEECH_BYTES_PER_CHAR, TRANSCRIPT
 
@@ -26,6 +27,7 @@ def wav(seconds: float, rate: int = 16_000) -> bytes:
 async def test_image_generation_is_priced_per_image(gateway: Gateway, key: str) -> None:
     raw = await gateway.openai(key).images.with_raw_response.generate(model="dall-e-3", prompt="a red fox", n=2)
     assert len(raw.parse().data or []) == 2
+    validate("ImagesResponse", raw.http_response.json())
     row = await gateway.usage(raw.headers["x-request-id"])
     assert (row.endpoint, row.images, row.status_code) == ("images.generations", 2, 200)
     assert row.cost_nano_usd == 2 * 40_000 * 1000  # $0.04 each
@@ -43,6 +45,7 @@ async def test_token_billed_image_models_add_their_tokens(gateway: Gateway, key:
 async def test_moderation_without_a_model_uses_openais_default_and_counts_tokens(gateway: Gateway, key: str) -> None:
     raw = await gateway.openai(key).moderations.with_raw_response.create(input=["I will kill the process", "hello"])
     result = raw.parse()
+    validate("CreateModerationResponse", raw.http_response.json())
     assert [r.flagged for r in result.results] == [True, False]
     row = await gateway.usage(raw.headers["x-request-id"])
     assert (row.endpoint, row.model) == ("moderations", "omni-moderation-latest")
@@ -85,6 +88,7 @@ async def test_transcription_is_priced_by_the_seconds_of_audio(gateway: Gateway,
         model="whisper-1", file=("speech.wav", audio, "audio/wav"), language="en"
     )
     assert raw.parse().text == TRANSCRIPT
+    validate("CreateTranscriptionResponseJson", raw.http_response.json())
     sent = gateway.upstream.requests[-1].body
     assert sent["file_sha256"] == hashlib.sha256(audio).hexdigest() and sent["fields"]["language"] == "en"
     row = await gateway.usage(raw.headers["x-request-id"])
@@ -113,6 +117,7 @@ async def test_translation_is_metered_like_a_transcription(gateway: Gateway, key
         model="whisper-1", file=("speech.wav", wav(3), "audio/wav"), response_format="verbose_json"
     )
     assert raw.parse().text.startswith("Translated:")
+    validate("CreateTranslationResponseVerboseJson", raw.http_response.json())
     row = await gateway.usage(raw.headers["x-request-id"])
     assert (row.endpoint, row.audio_ms) == ("audio.translations", 3000)
 

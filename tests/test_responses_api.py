@@ -38,6 +38,22 @@ async def test_responses_plain_and_streamed_are_metered_the_same(gateway: Gatewa
 
 
 async def test_backends_without_the_responses_api_get_a_clear_400(gateway: Gateway, key: str) -> None:
-    for model in ("claude-model", "gemini-model", "bedrock-model", "azure-model"):
+    for model in ("claude-model", "gemini-model", "bedrock-model"):
         with pytest.raises(openai.BadRequestError, match="responses"):
             await gateway.openai(key).responses.create(model=model, input="hi")
+
+
+async def test_azure_serves_the_responses_api_on_its_v1_path(gateway: Gateway, key: str) -> None:
+    raw = await gateway.openai(key).responses.with_raw_response.create(model="azure-model", input="Say hello")
+    assert raw.parse().output_text
+    sent = gateway.fakes.azure.requests[-1]
+    assert sent.path == "/openai/v1/responses" and sent.body["model"] == "gpt4o-deploy-tokens-12-7"
+    assert sent.headers["api-key"] == "azure-secret-do-not-leak"
+    row = await gateway.usage(raw.headers["x-request-id"])
+    assert (row.prompt_tokens, row.completion_tokens, row.cost_nano_usd) == (
+        12,
+        7,
+        (12 * 150_000 + 7 * 600_000) // 1000,
+    )
+    stream = await gateway.openai(key).responses.create(model="azure-model", input="Say hello", stream=True)
+    assert [event.type async for event in stream][-1] == "response.completed"

@@ -37,8 +37,10 @@ def deployment_url(route: ModelRoute, endpoint: Endpoint) -> str:
 class AzureOpenAIAdapter(OpenAIAdapter):
     def request(self, endpoint: Endpoint, payload: dict[str, Any], route: ModelRoute) -> UpstreamRequest:
         if endpoint.path == RESPONSES.path:
-            # Azure serves the Responses API on another URL scheme (/openai/v1/responses); not wired yet.
-            raise UnsupportedEndpoint("This model's backend (Azure OpenAI) is not set up for /v1/responses.")
+            # Azure's v1 API: no deployment in the URL and no api-version; the body's model names
+            # the deployment, which the OpenAI adapter already puts there.
+            upstream = super().request(endpoint, payload, route)
+            return dataclasses.replace(upstream, url=route.backend.base_url.rstrip("/") + "/openai/v1/responses")
         if endpoint.path == MODERATIONS.path:  # Azure filters content on every call instead
             raise UnsupportedEndpoint("This model's backend (Azure OpenAI) does not offer /v1/moderations.")
         # The body keeps "model" (the deployment name): Azure ignores it and it costs nothing.

@@ -1,6 +1,7 @@
 """A deterministic fake of Azure OpenAI's data plane, for tests: the OpenAI fake behind Azure's URLs.
 
-`POST /openai/deployments/{deployment}/chat/completions|completions|embeddings?api-version=...`
+`POST /openai/deployments/{deployment}/chat/completions|completions|embeddings|...?api-version=...`
+(and `POST /openai/v1/responses`, the v1 API, where the body's model names the deployment)
 needs an `api-key` header or an Entra ID `authorization: Bearer` token this fake issued at
 `POST /{tenant}/oauth2/v2.0/token` (else 401), and an
 `api-version` query parameter (else 400). The request is then answered by `FakeUpstream` as if it
@@ -88,6 +89,12 @@ class FakeAzure(FakeUpstream):
         # Recorded (by `dispatch`) as sent, before the deployment is turned into a model name.
         if request.method == "POST" and _TOKEN_PATH.fullmatch(path):
             return self._token(request)
+        if request.method == "POST" and path == "/openai/v1/responses":  # the v1 API: model = deployment
+            if not self._has_credentials(request.headers):
+                raise RequestError(
+                    401, "Access denied: send an api-key header or an Entra ID bearer token.", code="401"
+                )
+            return super()._route(request, "/v1/responses", query, body)
         match = _DEPLOYMENT_PATH.fullmatch(path)
         if request.method != "POST" or match is None:
             raise RequestError(404, f"Resource not found ({request.method} {path}).", code="404")

@@ -29,7 +29,21 @@ BYTES_PER_SECOND = 16_000  # what a non-WAV upload is taken to hold per second o
 TRANSCRIPT = "The quick brown fox jumps over the lazy dog."
 _AUDIO_TYPES = {"mp3": "audio/mpeg", "opus": "audio/opus", "aac": "audio/aac", "flac": "audio/flac"}
 _AUDIO_TYPES |= {"wav": "audio/wav", "pcm": "audio/pcm"}
-_CATEGORIES = ("harassment", "hate", "illicit", "self-harm", "sexual", "violence")
+_CATEGORIES = (
+    "hate",
+    "hate/threatening",
+    "harassment",
+    "harassment/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 
 
 def images(body: Any, seq: int, behaviour: Behaviour) -> Answer:
@@ -127,7 +141,8 @@ def transcription(content_type: str, raw: bytes, translate: bool) -> tuple[str, 
     if form in ("srt", "vtt"):
         return "text/plain; charset=utf-8", [_cues(text, seconds, form).encode()], received
     if form == "verbose_json" and not by_tokens:
-        segment = {"id": 0, "start": 0.0, "end": seconds, "text": text}
+        segment = {"id": 0, "seek": 0, "start": 0.0, "end": seconds, "text": text, "tokens": [1, 2, 3]}
+        segment |= {"temperature": 0.0, "avg_logprob": -0.2, "compression_ratio": 1.1, "no_speech_prob": 0.01}
         reply: Json = {"task": "translate" if translate else "transcribe", "language": "english"}
         reply |= {"duration": seconds, "text": text, "segments": [segment], "usage": usage}
         return "application/json", [_json(reply)], received
