@@ -11,6 +11,8 @@ class GatewayError(Exception):
     """Base of every error the gateway reports to a client."""
 
     code: str | None = None
+    retry_after: str | None = None
+    """Seconds after which a retry may succeed (sent as ``Retry-After``); None when it would not."""
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -30,6 +32,19 @@ class InvalidRequest(GatewayError):
 
 class RequestTooLarge(GatewayError):
     code = "request_too_large"
+
+
+class RequestTimeout(GatewayError):
+    """The client stopped sending its request body."""
+
+    code = "request_timeout"
+
+
+class Overloaded(GatewayError):
+    """The gateway is at a capacity limit of its own; retrying shortly may succeed."""
+
+    code = "server_busy"
+    retry_after = "1"
 
 
 class AuthenticationFailed(GatewayError):

@@ -86,6 +86,8 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             adapters=adapters(),
             ledger=ledger,
             max_upload_bytes=settings.max_upload_bytes,
+            max_concurrent_uploads=settings.max_concurrent_uploads,
+            upload_idle_seconds=settings.upload_idle_timeout_seconds,
         )
         log.info("gateway ready: %d models, database %s", len(catalog.routes), engine.url.render_as_string())
         yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, upstream, redis)

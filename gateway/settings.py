@@ -27,6 +27,8 @@ _POSITIVE = (
     "key_cache_size",
     "max_body_bytes",
     "max_upload_bytes",
+    "max_concurrent_uploads",
+    "upload_idle_timeout_seconds",
     "upstream_connect_timeout_seconds",
     "upstream_timeout_seconds",
     "upstream_max_connections",
@@ -72,6 +74,11 @@ class Settings:
     max_upload_bytes: int = 25 * 1024 * 1024
     """Largest audio upload (``/v1/audio/transcriptions`` and ``translations``, streamed through to
     the backend, never held whole); larger ones get 413."""
+    max_concurrent_uploads: int = 64
+    """Audio uploads in progress at once per process (each holds a backend connection while the
+    client sends it); beyond this they get 503 with ``Retry-After``."""
+    upload_idle_timeout_seconds: float = 30.0
+    """An upload whose client sends nothing for this long is cut off with 408."""
     upstream_transport: str = "aiohttp"
     """Transport behind the one upstream connection pool: ``aiohttp`` (about 4x the throughput
     under concurrency, measured by tests/bench) or ``httpx`` (httpx's own pool)."""

@@ -165,6 +165,10 @@ models:
   tts-1:
     backend: fake
     prices: {{characters: 15000000}}
+  tts-slow:
+    backend: fake
+    upstream_model: tts-chunkdelay-50
+    prices: {{characters: 15000000}}
   gpt-4o-mini-tts:
     backend: fake
     prices: {{input: 600000, output: 12000000}}

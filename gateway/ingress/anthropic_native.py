@@ -29,6 +29,7 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 # Client headers that choose what the Messages API does, passed on; everything else is the gateway's.
 _CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
+_SHARED_DEFAULTS = ("max_tokens", "temperature", "top_p")
 
 
 class AnthropicPassthrough(AnthropicAdapter):
@@ -39,9 +40,9 @@ class AnthropicPassthrough(AnthropicAdapter):
         self._chosen = {name: client_headers[name] for name in _CLIENT_HEADERS if client_headers.get(name)}
 
     def request(self, endpoint: Endpoint, payload: dict[str, Any], route: ModelRoute) -> UpstreamRequest:
-        body = {**payload, "model": route.upstream_model}
-        if "max_tokens" not in body and "max_tokens" in route.params:
-            body["max_tokens"] = route.params["max_tokens"]  # the version's default, as when translating
+        # The version's defaults where the client sent none, for the parameters both schemas name alike.
+        defaults = {name: route.params[name] for name in _SHARED_DEFAULTS if name in route.params}
+        body = {**defaults, **payload, "model": route.upstream_model}
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION, **self._chosen}
         return UpstreamRequest(
             route.backend.base_url + "/messages", headers | route.backend.headers, _encoder.encode(body)

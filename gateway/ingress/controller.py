@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
-from gateway.errors import GatewayError, UnsupportedEndpoint, UpstreamRejected
+from gateway.errors import GatewayError, UnsupportedEndpoint
 from gateway.ingress.anthropic import ANTHROPIC
 from gateway.ingress.anthropic_messages import anthropic_error_body, count_tokens_request
 from gateway.providers.anthropic import ANTHROPIC_VERSION
@@ -66,7 +66,6 @@ class AnthropicController(Controller):
 
 def _anthropic_error(exc: GatewayError) -> ASGIResponse:
     status, _ = status_and_type(exc)
-    retry_after = exc.retry_after if isinstance(exc, UpstreamRejected) else None
-    headers = {"retry-after": retry_after} if retry_after else None
+    headers = {"retry-after": exc.retry_after} if exc.retry_after else None
     body = _encoder.encode(anthropic_error_body(status, exc.message))
     return ASGIResponse(body=body, status_code=status, media_type="application/json", headers=headers)

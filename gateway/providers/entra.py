@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 _RENEW_MARGIN_SECONDS = 300.0  # renew this long before expiry (a short-lived token: at half its life)
 _RETRY_SECONDS = (1.0, 5.0, 15.0, 60.0)
 _TIMEOUT_SECONDS = 30.0
+_MIN_LIFETIME, _MAX_LIFETIME = 4.0, 86_400.0
 
 
 class TokenError(Exception):
@@ -63,7 +65,11 @@ class EntraTokens:
     async def _keep(self, holder: _Holder, wait: float, failures: int) -> None:
         while True:
             await asyncio.sleep(wait)
-            wait, ok = await self._renew(holder, failures)
+            try:
+                wait, ok = await self._renew(holder, failures)
+            except Exception:  # a bug must not end renewal silently: the token would lapse an hour later
+                log.exception("backend %r: Entra ID token renewal failed", holder.name)
+                wait, ok = _RETRY_SECONDS[-1], False
             failures = 0 if ok else failures + 1
 
     async def _renew(self, holder: _Holder, failures: int) -> tuple[float, bool]:
@@ -100,9 +106,11 @@ class EntraTokens:
         if response.status_code != 200 or not isinstance(answer, dict) or not answer.get("access_token"):
             detail = answer.get("error_description") or answer.get("error") if isinstance(answer, dict) else None
             raise TokenError(f"token endpoint answered {response.status_code}: {str(detail or '')[:200]}")
-        lifetime = answer.get("expires_in", 3600)
         try:
-            seconds = float(lifetime)
-        except (TypeError, ValueError):
+            seconds = float(answer.get("expires_in", 3600))
+        except (TypeError, ValueError, OverflowError):
             seconds = 3600.0
-        return str(answer["access_token"]), seconds
+        if not math.isfinite(seconds):
+            seconds = 3600.0
+        # Renewal is timed by this: a nonsense lifetime must neither spin nor wait for a day.
+        return str(answer["access_token"]), min(max(seconds, _MIN_LIFETIME), _MAX_LIFETIME)

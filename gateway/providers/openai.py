@@ -14,11 +14,18 @@ from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError, UpstreamError, UpstreamRejected
 from gateway.ledger.exchange import Usage
 from gateway.providers.base import StreamTap, UpstreamRequest
-from gateway.providers.openai_media import RelayTap, TextTranscriptTap, image_usage, speech_meter, transcript_usage
+from gateway.providers.openai_media import (
+    KEEP_TRANSCRIPT,
+    RelayTap,
+    TextTranscriptTap,
+    image_usage,
+    speech_meter,
+    transcript_usage,
+)
 from gateway.providers.responses_sse import ResponsesStreamTap
 from gateway.providers.sse import OpenAIStreamTap
 from gateway.proxy.body import IMAGES, RESPONSES, SPEECH, Endpoint
-from gateway.proxy.multipart import FormStream
+from gateway.proxy.multipart import FormStream, Replacement
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -35,11 +42,10 @@ class OpenAIAdapter:
         return UpstreamRequest(url=route.backend.base_url + endpoint.path, headers=headers, body=_encoder.encode(body))
 
     def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
-        replace = {"model": route.upstream_model}
-        if form.fields.get("response_format") == "text":
-            # Plain text says nothing about the audio's length; JSON carries the usage to bill by,
-            # and is turned back into text on the way out (``TextTranscriptTap``).
-            replace["response_format"] = "json"
+        # Plain text says nothing about the audio's length; JSON carries the usage to bill by, and is
+        # turned back into text on the way out (``TextTranscriptTap``). A rule, not a value, so that it
+        # also applies when the field comes after the file.
+        replace: dict[str, Replacement] = {"model": route.upstream_model, "response_format": _json_for_text}
         headers = {"content-type": form.content_type, **route.backend.headers}
         return UpstreamRequest(route.backend.base_url + endpoint.path, headers, form.rewrite(replace))
 
@@ -60,7 +66,7 @@ class OpenAIAdapter:
         if endpoint.form:
             if payload.get("response_format") == "text" and media_type.startswith("application/json"):
                 return TextTranscriptTap()  # asked for as JSON by ``upload``
-            return RelayTap(transcript_usage, media_type)
+            return RelayTap(transcript_usage, media_type, keep=KEEP_TRANSCRIPT)
         if endpoint.path == RESPONSES.path:
             return ResponsesStreamTap()
         options = payload.get("stream_options")
@@ -80,6 +86,10 @@ class OpenAIAdapter:
         if status >= 500 or status < 400:
             return UpstreamError(f"Backend '{route.backend.name}' failed with status {status}: {message}")
         return UpstreamRejected(status, message, type_=type_, param=param, code=code, retry_after=retry_after)
+
+
+def _json_for_text(response_format: str) -> str:
+    return "json" if response_format == "text" else response_format
 
 
 def _error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:

@@ -15,10 +15,11 @@ from typing import Any
 
 import msgspec
 
+from gateway.ledger.tokens import count_text
 from gateway.ledger.usage import Usage, count
 
 _decoder = msgspec.json.Decoder()
-_KEEP_HEAD = 16 << 20  # a transcript (JSON or text) is read whole to find its usage
+KEEP_TRANSCRIPT = 2 << 20  # a transcript (JSON or text) is read whole to find its usage
 _KEEP_TAIL = 64 << 10  # an event stream's usage comes in its last event
 # An SRT or WebVTT cue's end time; the last one is the length of the audio that was heard.
 _CUE_END = re.compile(rb"-->\s*(?:(\d+):)?(\d{1,2}):(\d{2})[,.](\d{3})")
@@ -48,12 +49,12 @@ def transcript_usage(kept: bytes, media_type: str) -> Usage:
 
 
 def speech_meter(text: str) -> Meter:
-    """Speech costs its input's characters; token-billed voices also report tokens in event streams."""
+    """Speech costs its input's characters. Token-billed voices report their tokens only in event
+    streams; with plain audio, the input's tokens are counted here (audio tokens stay unknown)."""
 
     def meter(kept: bytes, media_type: str) -> Usage:
-        tokens = Usage()
-        if media_type.startswith("text/event-stream"):
-            tokens = Usage.from_openai(_last_event_usage(kept)) or tokens
+        reported = Usage.from_openai(_last_event_usage(kept)) if media_type.startswith("text/event-stream") else None
+        tokens = reported or Usage(prompt_tokens=count_text(text))
         return dataclasses.replace(tokens, characters=len(text))
 
     return meter
@@ -87,39 +88,41 @@ def _decode(raw: bytes) -> Any:
 
 
 class RelayTap:
-    """Passes a reply through byte for byte and meters it when it ends (a ``StreamTap``)."""
+    """Passes a reply through byte for byte and meters what went by (a ``StreamTap``). Usage is
+    worked out when read, so a reply the client abandons is metered as far as it got."""
 
-    def __init__(self, meter: Meter, media_type: str) -> None:
+    usage_in_thread = True  # metering may tokenize: the stream relay reads ``usage`` off the event loop
+
+    def __init__(self, meter: Meter, media_type: str, *, keep: int = 0) -> None:
         self._meter = meter
         self._media_type = media_type
+        self._events = media_type.startswith("text/event-stream")
+        self._keep = keep  # how much of a plain reply the meter needs (audio: none)
+        self._kept = bytearray()
         self.media_type = media_type or "application/octet-stream"
         """What the client is told it receives."""
-        self._events = media_type.startswith("text/event-stream")
-        self._kept = bytearray()
-        self.usage: Usage | None = None
         self.finished = False
-        self.forwarded = bytearray()  # never read: usage is always known at the end
+        self.forwarded = bytearray()  # never read: usage is always known
+
+    @property
+    def usage(self) -> Usage:
+        return self._meter(bytes(self._kept), self._media_type)
 
     def feed(self, data: bytes) -> bytes:
         if self._events:
             self._kept += data
             del self._kept[:-_KEEP_TAIL]
-        elif len(self._kept) < _KEEP_HEAD:
-            self._kept += data[: _KEEP_HEAD - len(self._kept)]
+        elif len(self._kept) < self._keep:
+            self._kept += data[: self._keep - len(self._kept)]
         return data
 
     def close(self) -> bytes:
         self.finished = True
-        self._settle()
         return b""
 
     def error(self, event: bytes) -> bytes:
         # Audio cannot carry an error; the client sees the reply end early, the ledger the status.
-        self._settle()
         return event if self._events else b""
-
-    def _settle(self) -> None:
-        self.usage = self._meter(bytes(self._kept), self._media_type)
 
 
 class TextTranscriptTap(RelayTap):
@@ -127,7 +130,7 @@ class TextTranscriptTap(RelayTap):
     what it costs): held until complete, then sent as its text, as OpenAI sends ``text``."""
 
     def __init__(self) -> None:
-        super().__init__(transcript_usage, "application/json")
+        super().__init__(transcript_usage, "application/json", keep=KEEP_TRANSCRIPT)
         self.media_type = "text/plain; charset=utf-8"
 
     def feed(self, data: bytes) -> bytes:

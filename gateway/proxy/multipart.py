@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from gateway.errors import InvalidRequest, RequestTooLarge
@@ -20,6 +20,12 @@ _IO_STEP = 64 * 1024
 # never sends the expected CRLF from making us buffer without end.
 _MAX_HEADER_BYTES = 16 * 1024
 _MAX_PADDING_BYTES = 1024
+# Parts read before the upload starts streaming on (the routing field and what precedes the file): a
+# real form has a handful; thousands of tiny ones would only cost memory and time before routing.
+_MAX_PARTS_BEFORE_ROUTING = 100
+
+Replacement = str | Callable[[str], str]
+"""A text field's new value, or a function of its old one."""
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")  # RFC 2046 bchars
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _UNESCAPE = re.compile(r'\\(["\\])')
@@ -106,6 +112,8 @@ class _Parser:
             raise InvalidRequest(no_blank if self._delimiter in self._buf[self._pos :] else exc.message) from None
         if self._buf.find(self._delimiter, self._pos, end) >= 0:
             raise InvalidRequest(no_blank)
+        if end - self._pos > _MAX_HEADER_BYTES:  # found, but only after a header larger than allowed
+            raise InvalidRequest(f"A multipart part's headers are larger than {_MAX_HEADER_BYTES} bytes.")
         headers, self._pos = self._buf[self._pos : end], end + 4
         return headers
 
@@ -197,6 +205,11 @@ class FormStream:
             found = False
             async for event in form._events:
                 if isinstance(event, _Part):
+                    if len(form._kept) >= _MAX_PARTS_BEFORE_ROUTING:
+                        raise InvalidRequest(
+                            f"The multipart body has more than {_MAX_PARTS_BEFORE_ROUTING} parts before its "
+                            f"'{required}' field and first file."
+                        )
                     form._note(event)
                     if found and event.value is None:
                         # The text fields up to here are known (all a router needs, in the usual order);
@@ -234,7 +247,7 @@ class FormStream:
             boundary = f'"{boundary}"'
         return f"multipart/form-data; boundary={boundary}"
 
-    def rewrite(self, replace: dict[str, str]) -> AsyncIterator[bytes]:
+    def rewrite(self, replace: Mapping[str, Replacement]) -> AsyncIterator[bytes]:
         """The whole body again, same boundary, with the text fields named in ``replace`` given new values.
         Parts already read are replayed, the rest passed on as it arrives; single use, as that rest is not kept."""
         if self._rewritten:
@@ -242,13 +255,15 @@ class FormStream:
         self._rewritten = True
         return self._rewrite(replace)
 
-    def _opening(self, part: _Part, replace: dict[str, str]) -> bytes:
+    def _opening(self, part: _Part, replace: Mapping[str, Replacement]) -> bytes:
         head = b"--" + self._boundary + _CRLF + part.headers + b"\r\n\r\n"
         if part.value is None:
             return head
-        return head + replace.get(part.name, part.value).encode("utf-8") + _CRLF
+        new = replace.get(part.name, part.value)
+        value = new(part.value) if callable(new) else new  # a rule also covers fields met after the file
+        return head + value.encode("utf-8") + _CRLF
 
-    async def _rewrite(self, replace: dict[str, str]) -> AsyncIterator[bytes]:
+    async def _rewrite(self, replace: Mapping[str, Replacement]) -> AsyncIterator[bytes]:
         # Delimiters and text fields gather in `out` and go with the next piece of file data, so the
         # upstream connection does not see a write per delimiter.
         out = b""

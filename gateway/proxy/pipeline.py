@@ -18,7 +18,15 @@ from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
 from gateway.catalog.registry import Catalog, ModelRoute
-from gateway.errors import ClientDisconnected, GatewayError, PermissionDenied, UpstreamError, UpstreamTimeout
+from gateway.errors import (
+    ClientDisconnected,
+    GatewayError,
+    Overloaded,
+    PermissionDenied,
+    RequestTimeout,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from gateway.keys.auth import Authenticator
 from gateway.keys.model import KeyInfo
 from gateway.ledger.exchange import Exchange
@@ -63,6 +71,8 @@ class Pipeline:
         adapters: Mapping[str, Adapter],
         ledger: UsageWriter,
         max_upload_bytes: int = 25 * 1024 * 1024,
+        max_concurrent_uploads: int = 64,
+        upload_idle_seconds: float = 30.0,
     ) -> None:
         self._auth = auth
         self.catalog = catalog
@@ -70,6 +80,8 @@ class Pipeline:
         self._adapters = adapters
         self._ledger = ledger
         self._max_upload_bytes = max_upload_bytes
+        self._uploads = asyncio.Semaphore(max_concurrent_uploads)
+        self._upload_idle_seconds = upload_idle_seconds
 
     async def handle(self, request_id: str, endpoint: Endpoint, client: Inbound, ingress: Ingress = OPENAI) -> ASGIApp:
         exchange = Exchange(request_id=request_id, endpoint=endpoint.name)
@@ -100,22 +112,32 @@ class Pipeline:
         """A multipart upload (audio): routed on its ``model`` field, streamed on to the backend as
         it arrives. Its reply is relayed the same way, so nothing is held whole in memory."""
         assert exchange.key is not None
-        content_type = client.headers.get("content-type", "")
-        form = await FormStream.open(content_type, client.chunks(), max_total_bytes=self._max_upload_bytes)
-        failures: list[GatewayError] = []
-        try:
-            exchange.model = form.fields["model"]
-            route = exchange.route = self.route(exchange.model, exchange.key)
-            adapter = self._adapters[route.backend.kind]
-            upstream = adapter.upload(endpoint, form, route)
-            upstream = dataclasses.replace(upstream, body=_watched(upstream.body, failures))
-            return await self._open_stream(exchange, adapter, endpoint, form.fields, upstream, OPENAI)
-        except UpstreamError:
-            if failures:  # the upload failed on the client's side (too large, cut off, malformed)
-                raise failures[0] from None
-            raise
-        finally:
-            await form.aclose()
+        if self._uploads.locked():  # each upload holds a backend connection for as long as it lasts
+            raise Overloaded("Too many uploads are in progress; retry shortly.")
+        async with self._uploads:
+            chunks = _idle_limited(client.chunks(), self._upload_idle_seconds)
+            form = await FormStream.open(
+                client.headers.get("content-type", ""), chunks, max_total_bytes=self._max_upload_bytes
+            )
+            upload = _Upload(form)
+            try:
+                exchange.model = form.fields["model"]
+                route = exchange.route = self.route(exchange.model, exchange.key)
+                adapter = self._adapters[route.backend.kind]
+                upstream = adapter.upload(endpoint, form, route)
+                upstream = dataclasses.replace(upstream, body=upload.body(upstream.body))
+                relay = await self._open_stream(exchange, adapter, endpoint, form.fields, upstream, OPENAI)
+            except UpstreamError:
+                if upload.failure is not None:  # the upload failed on the client's side (too large, cut off)
+                    raise upload.failure from None
+                raise
+            finally:
+                if not upload.started:
+                    await form.aclose()
+            # A backend may answer before it has read the whole upload: the client's remaining body is
+            # still being forwarded, so the relay watches for a disconnect only once that is done.
+            relay.watch_after(upload.done)
+            return relay
 
     @contextlib.contextmanager
     def _accounting(self, exchange: Exchange) -> Iterator[_Account]:
@@ -186,12 +208,14 @@ class Pipeline:
     ) -> StreamRelay:
         route = exchange.route
         assert route is not None
+        exchange.streamed = payload.get("stream") is True
         with _upstream_failures(route):
             response = await self._upstream.send(
                 upstream.url, upstream.headers, upstream.body, route.backend.timeout_seconds
             )
         media_type = response.headers.get("content-type", "")
-        exchange.streamed = streaming = media_type.startswith(_STREAM_MEDIA_TYPES)
+        streaming = media_type.startswith(_STREAM_MEDIA_TYPES)
+        exchange.streamed = streaming or payload.get("stream") is True
         if response.status_code >= 300 or not (streaming or endpoint.relays):
             try:
                 body = await response.aread()
@@ -229,18 +253,46 @@ class _Account:
         return relay
 
 
-async def _watched(body: bytes | AsyncIterable[bytes], failures: list[GatewayError]) -> AsyncIterator[bytes]:
-    """An upload as it streams to the backend, noting a failure on the client's side: the HTTP
-    client reports it as a broken request, which would otherwise look like the backend's fault."""
-    if isinstance(body, bytes):
-        yield body
-        return
-    try:
-        async for chunk in body:
-            yield chunk
-    except GatewayError as exc:
-        failures.append(exc)
-        raise
+class _Upload:
+    """An upload's body on its way to the backend. It owns the form from its first byte and closes
+    it when the body ends, however it ends: the HTTP client may still be sending it after the
+    backend's answer has started (or failed), so nothing else may close it under the sender."""
+
+    def __init__(self, form: FormStream) -> None:
+        self._form = form
+        self.started = False
+        self.done = asyncio.Event()
+        self.failure: GatewayError | None = None
+
+    async def body(self, source: bytes | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+        self.started = True
+        try:
+            if isinstance(source, bytes):
+                yield source
+                return
+            async for chunk in source:
+                yield chunk
+        except GatewayError as exc:
+            # The HTTP client reports this as a broken request; it is the client's failure, not the backend's.
+            self.failure = exc
+            raise
+        finally:
+            self.done.set()
+            await self._form.aclose()
+
+
+async def _idle_limited(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
+    """The client's body, failing if it stops sending for ``seconds``: an upload holds a backend
+    connection, which a client trickling bytes must not keep for ever."""
+    while True:
+        try:
+            async with asyncio.timeout(seconds):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeout(f"The upload stalled: nothing arrived for {seconds:g} seconds.") from None
+        yield chunk
 
 
 async def _unless_client_leaves(client: Inbound, work: Coroutine[Any, Any, _T]) -> _T:

@@ -46,14 +46,21 @@ class StreamRelay:
         self._tap = tap
         self._payload = payload
         self._record = record
-        self._headers = _HEADERS if media_type is None else ((b"content-type", media_type.encode("latin-1")),)
+        self._headers = (
+            _HEADERS if media_type is None else ((b"content-type", media_type.encode("latin-1")), *_HEADERS[1:])
+        )
+        self._watch_after: asyncio.Event | None = None
+
+    def watch_after(self, event: asyncio.Event) -> None:
+        """Watch for the client leaving only once ``event`` is set (its request body still streaming)."""
+        self._watch_after = event
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tasks: list[asyncio.Future[None]] = []
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self._headers})
             pump = asyncio.ensure_future(self._pump(send))
-            tasks = [pump, asyncio.ensure_future(_wait_for_disconnect(receive))]
+            tasks = [pump, asyncio.ensure_future(_wait_for_disconnect(receive, self._watch_after))]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if pump not in done:
                 self._exchange.status = CLIENT_CLOSED
@@ -99,8 +106,11 @@ class StreamRelay:
 
     async def _settle(self) -> None:
         exchange = self._exchange
-        exchange.usage = self._tap.usage
         try:
+            if getattr(self._tap, "usage_in_thread", False):  # a relayed reply metered by tokenizing
+                exchange.usage = await asyncio.to_thread(lambda: self._tap.usage)
+            else:
+                exchange.usage = self._tap.usage
             if exchange.usage is None:
                 # The backend never reported usage (cut short): count what was sent, off the loop.
                 forwarded = bytes(self._tap.forwarded)
@@ -109,7 +119,9 @@ class StreamRelay:
             self._record(exchange)  # recorded even if shutdown cancels the count
 
 
-async def _wait_for_disconnect(receive: Receive) -> None:
+async def _wait_for_disconnect(receive: Receive, after: asyncio.Event | None = None) -> None:
+    if after is not None:
+        await after.wait()
     while (await receive())["type"] != "http.disconnect":
         pass
 

@@ -24,6 +24,8 @@ _MAPPING: tuple[tuple[type[e.GatewayError], int, str], ...] = (
     (e.UpstreamTimeout, 504, "api_error"),
     (e.UpstreamError, 502, "api_error"),
     (e.ServiceUnavailable, 503, "api_error"),
+    (e.Overloaded, 503, "api_error"),
+    (e.RequestTimeout, 408, "invalid_request_error"),
     (e.InvalidRequest, 400, "invalid_request_error"),
     (e.UnsupportedEndpoint, 400, "invalid_request_error"),
     (e.RequestTooLarge, 413, "invalid_request_error"),
@@ -62,7 +64,7 @@ def error_response(
 def gateway_error_response(exc: e.GatewayError) -> Response[bytes]:
     status, type_ = status_and_type(exc)
     headers = None
-    if isinstance(exc, e.UpstreamRejected) and exc.retry_after:
+    if exc.retry_after:
         headers = {"retry-after": exc.retry_after}
     return error_response(status, exc.message, type_, param=exc.param, code=exc.code, headers=headers)
 
