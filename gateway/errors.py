@@ -13,6 +13,8 @@ class GatewayError(Exception):
     code: str | None = None
     retry_after: str | None = None
     """Seconds after which a retry may succeed (sent as ``Retry-After``); None when it would not."""
+    headers: dict[str, str] | None = None
+    """Further response headers the client can act on (rate-limit state)."""
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -89,6 +91,29 @@ class ServiceUnavailable(GatewayError):
     """A dependency of the gateway itself (database, Redis) is down."""
 
     code = "service_unavailable"
+    retry_after = "1"
+
+
+class RateLimited(GatewayError):
+    """A per-minute or concurrency limit has no room for this request now."""
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: str, kind: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.kind = kind  # OpenAI's error type for rate limits: "requests" or "tokens"
+        self.headers = headers
+
+
+class QuotaExceeded(GatewayError):
+    """A budget is spent for its period: retrying before the period ends cannot help."""
+
+    code = "insufficient_quota"
+
+    def __init__(self, message: str, *, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = {**headers, "x-should-retry": "false"}  # the OpenAI SDKs honour this
 
 
 class ClientDisconnected(GatewayError):

@@ -29,6 +29,8 @@ from gateway.providers.entra import EntraTokens
 from gateway.providers.registry import adapters
 from gateway.proxy.pipeline import Pipeline
 from gateway.proxy.upstream import Upstream
+from gateway.quotas.config import load_quota_config
+from gateway.quotas.service import Quotas
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,12 +81,21 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
         )
         await ledger.start()
         stack.push_async_callback(ledger.stop)
+        quotas = Quotas(
+            load_quota_config(settings.quotas_file),
+            redis,
+            # A request that never settles (its replica died) frees its concurrency slot after this.
+            lease_seconds=settings.upstream_timeout_seconds + 60,
+        )
+        await quotas.start()
+        stack.push_async_callback(quotas.stop)
         pipeline = Pipeline(
             auth=auth,
             catalog=catalog,
             upstream=upstream,
             adapters=adapters(),
             ledger=ledger,
+            quotas=quotas,
             max_upload_bytes=settings.max_upload_bytes,
             max_concurrent_uploads=settings.max_concurrent_uploads,
             upload_idle_seconds=settings.upload_idle_timeout_seconds,

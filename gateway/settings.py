@@ -58,6 +58,8 @@ class Settings:
     """Redis URL (``redis://host:6379/0``). Empty means in-process state (embedded mode)."""
     models_file: str = "policies/models.yaml"
     """YAML file declaring backends and models; synced into the SQL registry at start."""
+    quotas_file: str = "policies/quotas.yaml"
+    """YAML file of quota and budget limits; a missing file means no limits."""
     admin_key: str = ""
     """Bearer token for ``/admin/*``. Empty disables the admin HTTP API."""
     auto_migrate: bool | None = None

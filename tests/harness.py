@@ -153,6 +153,22 @@ models:
   claude-overloaded:
     backend: claude
     upstream_model: claude-fake-error-529
+  quota-rpm:
+    backend: fake
+    upstream_model: fake-tokens-12-7
+  quota-tpm:
+    backend: fake
+    upstream_model: fake-tokens-12-7
+  quota-user:
+    backend: fake
+    upstream_model: fake-tokens-12-7
+  quota-budget:
+    backend: fake
+    upstream_model: fake-tokens-12-7
+    prices: {{input: 1000000, output: 2000000}}
+  quota-slow:
+    backend: fake
+    upstream_model: fake-slow-1500-tokens-12-7
   dall-e-3:
     backend: fake
     prices: {{image: 40000}}
@@ -226,7 +242,8 @@ class Gateway:
     mode: str
 
     def openai(self, key: str, **kwargs: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=self.base_url + "/v1", api_key=key, max_retries=0, **kwargs)
+        kwargs.setdefault("max_retries", 0)
+        return openai.AsyncOpenAI(base_url=self.base_url + "/v1", api_key=key, **kwargs)
 
     def http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, timeout=30)

@@ -66,6 +66,8 @@ class AnthropicController(Controller):
 
 def _anthropic_error(exc: GatewayError) -> ASGIResponse:
     status, _ = status_and_type(exc)
-    headers = {"retry-after": exc.retry_after} if exc.retry_after else None
+    headers = dict(exc.headers or {})
+    if exc.retry_after:
+        headers["retry-after"] = exc.retry_after
     body = _encoder.encode(anthropic_error_body(status, exc.message))
-    return ASGIResponse(body=body, status_code=status, media_type="application/json", headers=headers)
+    return ASGIResponse(body=body, status_code=status, media_type="application/json", headers=headers or None)

@@ -17,6 +17,9 @@ class KeyInfo:
     allowed_models: frozenset[str] | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    org_name: str = ""
+    team_name: str | None = None
+    """Names, for the quota rules that address organizations and teams by name."""
 
     def may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models

@@ -28,7 +28,7 @@ class NewKey:
     key: ApiKey
 
 
-def key_info(row: ApiKey) -> KeyInfo:
+def key_info(row: ApiKey, org_name: str = "", team_name: str | None = None) -> KeyInfo:
     return KeyInfo(
         id=row.id,
         prefix=row.prefix,
@@ -38,6 +38,8 @@ def key_info(row: ApiKey) -> KeyInfo:
         allowed_models=frozenset(row.allowed_models) if row.allowed_models is not None else None,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        org_name=org_name,
+        team_name=team_name,
     )
 
 
@@ -101,8 +103,14 @@ class KeyService:
 
     async def lookup(self, secret_hash: str) -> KeyInfo | None:
         async with self._sessions() as session:
-            row = await session.scalar(select(ApiKey).where(ApiKey.secret_hash == secret_hash))
-            return key_info(row) if row is not None else None
+            query = (
+                select(ApiKey, Organization.name, Team.name)
+                .join(Organization, Organization.id == ApiKey.org_id)
+                .outerjoin(Team, Team.id == ApiKey.team_id)
+                .where(ApiKey.secret_hash == secret_hash)
+            )
+            found = (await session.execute(query)).first()
+            return key_info(found[0], found[1], found[2]) if found is not None else None
 
 
 def _check_text(field: str, value: str | None) -> None:

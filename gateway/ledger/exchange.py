@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.catalog.registry import ModelRoute
 from gateway.keys.model import KeyInfo
 from gateway.ledger.usage import Usage
+
+if TYPE_CHECKING:
+    from gateway.quotas.service import Admission
 
 __all__ = ["Exchange", "Usage"]
 
@@ -28,6 +31,8 @@ class Exchange:
     error_type: str | None = None
     first_byte: float | None = None
     streamed: bool = False
+    admission: Admission | None = None
+    """The request's quota reservation, settled when the exchange is recorded."""
 
     def mark_first_byte(self) -> None:
         if self.first_byte is None:

@@ -1,4 +1,4 @@
-"""The request path, top to bottom: authenticate, admit, route, forward, settle, record.
+"""The request path, top to bottom: authenticate, route, admit (quotas), forward, settle, record.
 
 No SQL here after start-up: keys come from the authenticator's cache, models from the in-memory
 catalog, and the usage record goes to the batched writer. Every request that enters ``handle``
@@ -38,6 +38,7 @@ from gateway.proxy.ingress import OPENAI, Ingress
 from gateway.proxy.multipart import FormStream
 from gateway.proxy.streaming import StreamRelay
 from gateway.proxy.upstream import Upstream
+from gateway.quotas.service import Quotas
 from gateway.web.errors import status_and_type
 
 _T = TypeVar("_T")
@@ -70,6 +71,7 @@ class Pipeline:
         upstream: Upstream,
         adapters: Mapping[str, Adapter],
         ledger: UsageWriter,
+        quotas: Quotas,
         max_upload_bytes: int = 25 * 1024 * 1024,
         max_concurrent_uploads: int = 64,
         upload_idle_seconds: float = 30.0,
@@ -79,6 +81,7 @@ class Pipeline:
         self._upstream = upstream
         self._adapters = adapters
         self._ledger = ledger
+        self._quotas = quotas
         self._max_upload_bytes = max_upload_bytes
         self._uploads = asyncio.Semaphore(max_concurrent_uploads)
         self._upload_idle_seconds = upload_idle_seconds
@@ -96,16 +99,19 @@ class Pipeline:
                 adapter, payload, ingress = ingress.native_adapter(client.headers), body, OPENAI
             else:
                 adapter, payload = self._adapters[route.backend.kind], ingress.translate(body)
-            # Quota admission (reserve an estimate) goes here; settlement at record time.
-            upstream = adapter.request(endpoint, payload, route)
+            upstream = adapter.request(endpoint, payload, route)  # first: a request it refuses costs no quota
+            admission = exchange.admission = await self._quotas.admit(
+                request_id, exchange.key, route, endpoint, payload
+            )
             if payload.get("stream") or endpoint.relays:
                 opening = self._open_stream(exchange, adapter, endpoint, payload, upstream, ingress)
                 return account.hand_over(await _unless_client_leaves(client, opening))
+            headers = admission.headers if admission is not None else None
             reply = await self._forward(route, adapter, upstream)
             content, exchange.usage = adapter.response(endpoint, reply)
             if exchange.usage is None:  # e.g. moderations, which report none: count it here
                 exchange.usage = await asyncio.to_thread(estimate_reply_usage, payload, content)
-            return ASGIResponse(body=ingress.respond(content, payload), media_type="application/json")
+            return ASGIResponse(body=ingress.respond(content, payload), media_type="application/json", headers=headers)
         raise AssertionError("unreachable")  # the accounting context never swallows an exception
 
     async def _upload(self, exchange: Exchange, endpoint: Endpoint, client: Inbound) -> StreamRelay:
@@ -123,6 +129,9 @@ class Pipeline:
             try:
                 exchange.model = form.fields["model"]
                 route = exchange.route = self.route(exchange.model, exchange.key)
+                exchange.admission = await self._quotas.admit(
+                    exchange.request_id, exchange.key, route, endpoint, form.fields
+                )
                 adapter = self._adapters[route.backend.kind]
                 upstream = adapter.upload(endpoint, form, route)
                 upstream = dataclasses.replace(upstream, body=upload.body(upstream.body))
@@ -182,6 +191,8 @@ class Pipeline:
         return body
 
     def record(self, exchange: Exchange) -> None:
+        if exchange.admission is not None:
+            self._quotas.settle(exchange.admission, exchange.usage, exchange.cost_nano_usd())
         self._ledger.record(exchange.to_row())
 
     async def _forward(self, route: ModelRoute, adapter: Adapter, upstream: UpstreamRequest) -> bytes:
@@ -228,7 +239,15 @@ class Pipeline:
             raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
         tap = ingress.stream(adapter.stream(endpoint, payload, media_type), payload)
         # A relayed reply (audio, a transcript) keeps its type; event streams get the SSE headers.
-        return StreamRelay(exchange, response, tap, payload, self.record, media_type=getattr(tap, "media_type", None))
+        return StreamRelay(
+            exchange,
+            response,
+            tap,
+            payload,
+            self.record,
+            media_type=getattr(tap, "media_type", None),
+            headers=exchange.admission.headers if exchange.admission is not None else None,
+        )
 
 
 @contextlib.contextmanager

@@ -40,15 +40,16 @@ class StreamRelay:
         record: Callable[[Exchange], None],
         *,
         media_type: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self._exchange = exchange
         self._upstream = upstream
         self._tap = tap
         self._payload = payload
         self._record = record
-        self._headers = (
-            _HEADERS if media_type is None else ((b"content-type", media_type.encode("latin-1")), *_HEADERS[1:])
-        )
+        own = _HEADERS if media_type is None else ((b"content-type", media_type.encode("latin-1")), *_HEADERS[1:])
+        extra = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items())
+        self._headers = own + extra
         self._watch_after: asyncio.Event | None = None
 
     def watch_after(self, event: asyncio.Event) -> None:

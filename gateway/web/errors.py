@@ -42,6 +42,10 @@ _LITESTAR_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 4
 def status_and_type(exc: e.GatewayError) -> tuple[int, str]:
     if isinstance(exc, e.UpstreamRejected):
         return exc.status, exc.type or "invalid_request_error"
+    if isinstance(exc, e.RateLimited):
+        return 429, exc.kind
+    if isinstance(exc, e.QuotaExceeded):
+        return 429, "insufficient_quota"
     for cls, status, type_ in _MAPPING:
         if isinstance(exc, cls):
             return status, type_
@@ -63,10 +67,10 @@ def error_response(
 
 def gateway_error_response(exc: e.GatewayError) -> Response[bytes]:
     status, type_ = status_and_type(exc)
-    headers = None
+    headers = dict(exc.headers or {})
     if exc.retry_after:
-        headers = {"retry-after": exc.retry_after}
-    return error_response(status, exc.message, type_, param=exc.param, code=exc.code, headers=headers)
+        headers["retry-after"] = exc.retry_after
+    return error_response(status, exc.message, type_, param=exc.param, code=exc.code, headers=headers or None)
 
 
 def handle_gateway_error(_request: Request[Any, Any, Any], exc: e.GatewayError) -> Response[bytes]:

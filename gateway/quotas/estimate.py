@@ -1,0 +1,58 @@
+"""A request's usage before it runs: what a reservation holds until the real usage settles it.
+
+Prompt tokens are counted from the body (o200k) plus OpenAI's per-message overhead; images in a
+prompt count a fixed allowance each. Output is the request's own cap (``max_completion_tokens``,
+``max_tokens``, ``max_output_tokens``), else the version's default, else the quota file's
+``default_output_tokens``. A backend that counts more than this estimate is where a limit can be
+overshot: see the README's quota section for the bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.catalog.registry import ModelRoute
+from gateway.ledger.tokens import count_text, prompt_text
+from gateway.ledger.usage import Usage
+from gateway.proxy.body import CHAT, COMPLETIONS, IMAGES, MESSAGES, RESPONSES, SPEECH, Endpoint
+
+PER_MESSAGE = 4  # role and separators, as OpenAI's own counting guide has it
+PER_IMAGE = 1_105  # a high-detail 1024x1024 image on gpt-4o; smaller ones cost less
+_CAPS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+_GENERATES = {CHAT.path, COMPLETIONS.path, RESPONSES.path, MESSAGES.path}
+
+
+def estimate(payload: dict[str, Any], endpoint: Endpoint, route: ModelRoute, default_output: int) -> Usage:
+    if endpoint.path == IMAGES.path:
+        n = payload.get("n", 1)
+        return Usage(images=n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1)
+    if endpoint.path == SPEECH.path:
+        text = payload.get("input")
+        return Usage(characters=len(text) if isinstance(text, str) else 0)
+    if endpoint.form:
+        return Usage()  # an upload's seconds are known only from the backend's answer
+    prompt = count_text(prompt_text(payload)) + _overhead(payload)
+    output = (_cap(payload) or _cap(route.params) or default_output) if endpoint.path in _GENERATES else 0
+    return Usage(prompt_tokens=prompt, completion_tokens=output)
+
+
+def _overhead(payload: dict[str, Any]) -> int:
+    messages = payload.get("messages")
+    if not isinstance(messages, list):
+        return 0
+    images = sum(
+        1
+        for message in messages
+        if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") in ("image_url", "image", "input_image")
+    )
+    return PER_MESSAGE * len(messages) + 3 + PER_IMAGE * images
+
+
+def _cap(values: dict[str, Any]) -> int | None:
+    for name in _CAPS:
+        value = values.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None

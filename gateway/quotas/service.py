@@ -1,0 +1,203 @@
+"""Admit a request against every limit it touches, and settle it once it is over.
+
+``admit`` reserves an estimate on all the request's counters in one atomic step (one Redis round
+trip in production mode) and raises a 429 when any has no room. ``settle`` replaces the estimate
+with what was used: tokens and spend by their real amounts (nothing, for a failed request), the
+request's place among those in flight given back. Requests per minute count every admitted
+request, failed or not, as OpenAI counts them.
+
+When Redis cannot be reached, ``when_redis_is_down`` decides: ``closed`` answers 503; ``open``
+counts in this process instead (the same limits, per replica), logs a warning at most once a
+minute, and counts the requests so admitted (``fail_open_admissions``). Redis is tried again one
+second later, so recovery needs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gateway.catalog.registry import ModelRoute
+from gateway.errors import QuotaExceeded, RateLimited, ServiceUnavailable
+from gateway.keys.model import KeyInfo
+from gateway.ledger.tokens import count_text
+from gateway.ledger.usage import Usage
+from gateway.proxy.body import Endpoint
+from gateway.quotas.config import QuotaConfig
+from gateway.quotas.estimate import estimate
+from gateway.quotas.plan import CONCURRENT, SPEND, Counter, RuleIndex, counters
+from gateway.quotas.redis_store import RedisStore
+from gateway.quotas.store import CounterStore, Denied, MemoryStore, StoreDown
+
+log = logging.getLogger(__name__)
+_RETRY_REDIS_AFTER = 1.0
+_WARN_EVERY = 60.0
+_TOKEN_METRICS = {"tokens", "input_tokens", "output_tokens"}
+
+
+@dataclass(slots=True)
+class Admission:
+    """A request's reservation: the counters it holds and what it put on each."""
+
+    member: str
+    counters: list[Counter]
+    amounts: list[int]
+    used: list[int]
+    estimate: Usage
+    estimated_cost: int
+    store: CounterStore
+    settled: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Quotas:
+    def __init__(
+        self,
+        config: QuotaConfig,
+        redis: Redis | None,
+        *,
+        lease_seconds: float,
+        redis_timeout_seconds: float = 0.25,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._index = RuleIndex(config.limits)
+        self._zone = config.zone
+        self._lease_ms = round(lease_seconds * 1000)
+        self._clock = clock
+        self._local = MemoryStore()
+        self._shared: CounterStore | None = RedisStore(redis, redis_timeout_seconds) if redis is not None else None
+        self._redis_down_until = 0.0
+        self._warned_at = -_WARN_EVERY
+        self._settling: set[asyncio.Task[None]] = set()
+        self.fail_open_admissions = 0
+
+    async def start(self) -> None:
+        if self._index.needs_tokens:  # the tokenizer takes a second to load: not on a request
+            await asyncio.to_thread(count_text, "warm up")
+
+    async def stop(self) -> None:
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=5)
+
+    async def admit(
+        self, request_id: str, key: KeyInfo, route: ModelRoute, endpoint: Endpoint, payload: dict[str, Any]
+    ) -> Admission | None:
+        if self._index.empty:
+            return None
+        user = payload.get("user")
+        matched = self._index.matching(key, user if isinstance(user, str) else None, route.model)
+        if not matched:
+            return None
+        now = self._clock()
+        held = counters(matched, now, self._zone, self._lease_ms)
+        needs_usage = any(c.metric in _TOKEN_METRICS or c.metric == SPEND for c in held)
+        usage = estimate(payload, endpoint, route, self._config.default_output_tokens) if needs_usage else Usage()
+        cost = route.prices.cost_nano_usd(usage) if needs_usage else 0
+        amounts = [_amount(c.metric, usage, cost) for c in held]
+        store = self._store(now)
+        try:
+            used = await store.reserve(held, amounts, request_id, now)
+        except StoreDown:
+            store = self._redis_failed(now)
+            used = await store.reserve(held, amounts, request_id, now)
+        except Denied as denied:
+            raise _refusal(held, amounts, denied, now) from None
+        admission = Admission(request_id, held, amounts, used, usage, cost, store)
+        admission.headers = _rate_headers(held, {i: c.limit - used[i] - amounts[i] for i, c in enumerate(held)}, now)
+        return admission
+
+    def settle(self, admission: Admission, usage: Usage | None, cost: int) -> None:
+        """Replace the estimate with what was used; runs off the request path."""
+        if admission.settled:
+            return
+        admission.settled = True
+        real = usage or Usage()
+        pairs = zip(admission.counters, admission.amounts, strict=True)
+        deltas = [_amount(counter.metric, real, cost) - amount for counter, amount in pairs]
+        task = asyncio.create_task(self._settle(admission, deltas))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, admission: Admission, deltas: list[int]) -> None:
+        try:
+            await admission.store.settle(admission.counters, deltas, admission.member)
+        except StoreDown:
+            # Redis went away between admission and settlement: its counters keep the estimate
+            # until their window ends (a minute), or the period's budget keeps it (spend).
+            log.warning("quota settlement for %s not written: Redis unreachable", admission.member)
+
+    def _store(self, now: float) -> CounterStore:
+        if self._shared is None:
+            return self._local
+        if now < self._redis_down_until:
+            return self._down(now)
+        return self._shared
+
+    def _redis_failed(self, now: float) -> CounterStore:
+        self._redis_down_until = now + _RETRY_REDIS_AFTER
+        return self._down(now)
+
+    def _down(self, now: float) -> CounterStore:
+        if self._config.when_redis_is_down == "closed":
+            raise ServiceUnavailable("Quotas cannot be checked right now (Redis is unreachable); retry shortly.")
+        self.fail_open_admissions += 1
+        if now - self._warned_at >= _WARN_EVERY:
+            self._warned_at = now
+            log.warning("Redis unreachable: quotas are counted per replica until it returns (fail-open)")
+        return self._local
+
+
+def _amount(metric: str, usage: Usage, cost: int) -> int:
+    if metric == "requests" or metric == CONCURRENT:
+        return 1
+    if metric == "tokens":
+        return usage.prompt_tokens + usage.completion_tokens
+    if metric == "input_tokens":
+        return usage.prompt_tokens
+    if metric == "output_tokens":
+        return usage.completion_tokens
+    return cost  # spend, in nano-USD
+
+
+def _refusal(held: list[Counter], amounts: list[int], denied: Denied, now: float) -> RateLimited | QuotaExceeded:
+    counter = held[denied.index]
+    rule = counter.rule
+    wait = max(1, math.ceil(counter.reset_at - now))
+    headers = _rate_headers(held, {denied.index: counter.limit - denied.used}, now)
+    if counter.metric == SPEND:
+        return QuotaExceeded(
+            f"The {rule.budget.period if rule.budget else ''} budget of {rule.where} is used up "
+            f"(${counter.limit / 1e9:.6f}, spent ${denied.used / 1e9:.6f}); it renews in {wait} s.",
+            headers=headers,
+        )
+    what = "concurrent requests" if counter.metric == CONCURRENT else f"{counter.metric.replace('_', ' ')} per minute"
+    return RateLimited(
+        f"Rate limit reached for {what} on {rule.where}: limit {counter.limit}, in use {denied.used}, "
+        f"this request {amounts[denied.index]}. Try again in {wait} s.",
+        retry_after=str(wait),
+        kind="tokens" if counter.metric in _TOKEN_METRICS else "requests",
+        headers=headers,
+    )
+
+
+def _rate_headers(held: list[Counter], remaining: dict[int, int], now: float) -> dict[str, str]:
+    """OpenAI's x-ratelimit-* headers for the tightest per-minute request and token counters among
+    those whose remaining room is known."""
+    headers: dict[str, str] = {}
+    for kind, metrics in (("requests", {"requests"}), ("tokens", _TOKEN_METRICS)):
+        known = [(remaining[i], c) for i, c in enumerate(held) if c.metric in metrics and i in remaining]
+        if not known:
+            continue
+        left, counter = min(known, key=lambda pair: pair[0])
+        headers[f"x-ratelimit-limit-{kind}"] = str(counter.limit)
+        headers[f"x-ratelimit-remaining-{kind}"] = str(max(left, 0))
+        headers[f"x-ratelimit-reset-{kind}"] = f"{max(counter.reset_at - now, 0):.3f}s"
+    return headers

@@ -1,0 +1,92 @@
+"""Where quota counters live: one Redis for every replica (``redis_store``), or this process.
+
+A reservation checks every counter it touches and, only if all have room, adds to all of them, in
+one atomic step: no other request sees a half-made reservation. A settlement adjusts the counters
+by what the request really used, and frees its place among the requests in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from gateway.quotas.plan import CONCURRENT, Counter
+
+
+class Denied(Exception):
+    """Counter ``index`` had no room: it held ``used`` already."""
+
+    def __init__(self, index: int, used: int) -> None:
+        super().__init__(index, used)
+        self.index = index
+        self.used = used
+
+
+class StoreDown(Exception):
+    """The store cannot be reached; the caller decides between failing open and failing closed."""
+
+
+class CounterStore(Protocol):
+    async def reserve(self, counters: Sequence[Counter], amounts: Sequence[int], member: str, now: float) -> list[int]:
+        """Each counter's value before this request; raises Denied (nothing changed) or StoreDown."""
+        ...
+
+    async def settle(self, counters: Sequence[Counter], deltas: Sequence[int], member: str) -> None:
+        """Add ``deltas`` (what was used minus what was reserved) and release ``member``'s leases."""
+        ...
+
+    async def read(self, counters: Sequence[Counter], now: float) -> list[int]: ...
+
+
+class MemoryStore:
+    """Counters in this process (embedded mode, and fail-open when Redis is down). Every method
+    runs without awaiting, so on the event loop each one is atomic."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, tuple[int, float]] = {}  # key -> (value, expires at)
+        self._leases: dict[str, dict[str, float]] = {}  # key -> {member: lease expiry}
+        self._operations = 0
+
+    async def reserve(self, counters: Sequence[Counter], amounts: Sequence[int], member: str, now: float) -> list[int]:
+        self._sweep(now)
+        used = [self._value(counter, now) for counter in counters]
+        for index, (counter, amount) in enumerate(zip(counters, amounts, strict=True)):
+            if used[index] + amount > counter.limit:
+                raise Denied(index, used[index])
+        for counter, amount in zip(counters, amounts, strict=True):
+            if counter.metric == CONCURRENT:
+                self._leases.setdefault(counter.key, {})[member] = now + counter.ttl_ms / 1000
+            else:
+                value, expires = self._sums.get(counter.key, (0, now + counter.ttl_ms / 1000))
+                self._sums[counter.key] = (value + amount, expires)
+        return used
+
+    async def settle(self, counters: Sequence[Counter], deltas: Sequence[int], member: str) -> None:
+        for counter, delta in zip(counters, deltas, strict=True):
+            if counter.metric == CONCURRENT:
+                self._leases.get(counter.key, {}).pop(member, None)
+            elif delta and counter.key in self._sums:
+                value, expires = self._sums[counter.key]
+                self._sums[counter.key] = (value + delta, expires)
+
+    async def read(self, counters: Sequence[Counter], now: float) -> list[int]:
+        return [self._value(counter, now) for counter in counters]
+
+    def _value(self, counter: Counter, now: float) -> int:
+        if counter.metric == CONCURRENT:
+            leases = self._leases.get(counter.key, {})
+            for member in [m for m, expiry in leases.items() if expiry <= now]:
+                del leases[member]  # a request that never settled (a crash) frees its place in time
+            return len(leases)
+        value, expires = self._sums.get(counter.key, (0, 0.0))
+        return value if expires > now else 0
+
+    def _sweep(self, now: float) -> None:
+        """Drop expired windows now and then, so memory follows the live counters only."""
+        self._operations += 1
+        if self._operations % 10_000:
+            return
+        for key in [k for k, (_, expires) in self._sums.items() if expires <= now]:
+            del self._sums[key]
+        for key in [k for k, leases in self._leases.items() if not leases]:
+            del self._leases[key]

@@ -1,0 +1,141 @@
+"""Quotas through the gateway, in both modes (in-process counters, and Redis shared by replicas):
+requests, tokens, concurrency and money per key, team and end user, with OpenAI's 429s and headers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from harness import Gateway, running_gateway
+
+PROMPT: Any = [{"role": "user", "content": "Say hello"}]
+QUOTAS = """
+timezone: Europe/Berlin
+limits:
+  - {scope: key, name: "*", model: quota-rpm, requests_per_minute: 3}
+  - {scope: key, name: "*", model: quota-tpm, tokens_per_minute: 100}
+  - {scope: key, name: "*", model: quota-slow, concurrent_requests: 2}
+  - {scope: team, name: budget-team, model: quota-budget, budget: {micro_usd: 100, period: day}}
+  - {scope: user, name: "*", model: quota-user, requests_per_minute: 2}
+"""
+
+
+@pytest.fixture(scope="module", params=["embedded", "postgres"])
+async def limited(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    tmp: Path = tmp_path_factory.mktemp(f"quotas-{request.param}")
+    quotas = tmp / "quotas.yaml"
+    quotas.write_text(QUOTAS)
+    async with running_gateway(request.param, tmp, quotas_file=str(quotas)) as gateway:
+        yield gateway
+
+
+async def _clear_of_minute_boundary(needed: float = 8.0) -> None:
+    """Per-minute windows are calendar minutes: start a burst where it cannot straddle two."""
+    into = time.time() % 60
+    if into > 60 - needed:
+        await asyncio.sleep(60 - into + 0.2)
+
+
+async def test_requests_per_minute_answer_429_with_openais_headers(limited: Gateway) -> None:
+    key = await limited.create_key("rpm")
+    client = limited.openai(key)
+    await _clear_of_minute_boundary()
+    remaining = []
+    for _ in range(3):
+        raw = await client.chat.completions.with_raw_response.create(model="quota-rpm", messages=PROMPT)
+        assert raw.headers["x-ratelimit-limit-requests"] == "3"
+        assert raw.headers["x-ratelimit-reset-requests"].endswith("s")
+        remaining.append(raw.headers["x-ratelimit-remaining-requests"])
+    assert remaining == ["2", "1", "0"]
+    with pytest.raises(openai.RateLimitError) as caught:
+        await client.chat.completions.create(model="quota-rpm", messages=PROMPT)
+    response = caught.value.response
+    assert response.status_code == 429 and 1 <= int(response.headers["retry-after"]) <= 60
+    assert response.json()["error"]["type"] == "requests" and caught.value.code == "rate_limit_exceeded"
+    assert response.headers["x-ratelimit-remaining-requests"] == "0"
+    row = await limited.usage(response.headers["x-request-id"])
+    assert (row.status_code, row.error_type, row.cost_nano_usd) == (429, "RateLimited", 0)
+    assert len(limited.upstream.requests) >= 3  # the refused one never reached the backend
+    # Other models of the same key are not limited by this rule.
+    await client.chat.completions.create(model="quota-tpm", messages=PROMPT, max_tokens=10)
+
+
+async def test_tokens_per_minute_reserve_the_estimate_and_settle_the_real_usage(limited: Gateway) -> None:
+    key = await limited.create_key("tpm")
+    client = limited.openai(key)
+    await _clear_of_minute_boundary()
+    with pytest.raises(openai.RateLimitError) as caught:  # an estimate alone beyond the limit
+        await client.chat.completions.create(model="quota-tpm", messages=PROMPT, max_tokens=500)
+    assert caught.value.response.json()["error"]["type"] == "tokens"
+    seen = []
+    for _ in range(4):  # each reserves prompt + 20 and settles at 12 + 7 = 19 tokens
+        raw = await client.chat.completions.with_raw_response.create(model="quota-tpm", messages=PROMPT, max_tokens=20)
+        seen.append(int(raw.headers["x-ratelimit-remaining-tokens"]))
+        await asyncio.sleep(0.05)  # settlement runs off the request path
+    assert raw.headers["x-ratelimit-limit-tokens"] == "100"
+    assert seen == sorted(seen, reverse=True) and seen[-1] >= 0
+    with pytest.raises(openai.RateLimitError):
+        for _ in range(3):
+            await client.chat.completions.create(model="quota-tpm", messages=PROMPT, max_tokens=20)
+
+
+async def test_concurrency_limit_and_the_sdk_retrying_after_retry_after(limited: Gateway) -> None:
+    key = await limited.create_key("concurrency")
+    client = limited.openai(key)
+    slow = [asyncio.create_task(client.chat.completions.create(model="quota-slow", messages=PROMPT)) for _ in range(2)]
+    await asyncio.sleep(0.5)  # both in flight (the backend takes 1.5 s)
+    with pytest.raises(openai.RateLimitError) as caught:
+        await client.chat.completions.create(model="quota-slow", messages=PROMPT)
+    assert caught.value.response.headers["retry-after"] == "1"
+    # The SDK waits the Retry-After second and tries again, until a slot is free.
+    started = time.monotonic()
+    patient = limited.openai(key, max_retries=3)
+    completion = await patient.chat.completions.create(model="quota-slow", messages=PROMPT)
+    assert completion.choices[0].message.content and time.monotonic() - started >= 1.0
+    await asyncio.gather(*slow)
+
+
+async def test_a_spent_budget_is_insufficient_quota_and_never_overspent(limited: Gateway) -> None:
+    await limited.runtime.keys.create("budget-owner", team="budget-team")  # the team exists
+    key = await limited.create_key("budget", team="budget-team")
+    client = limited.openai(key, max_retries=2)
+    answered = 0
+    with pytest.raises(openai.RateLimitError) as caught:
+        for _ in range(10):
+            await client.chat.completions.create(model="quota-budget", messages=PROMPT, max_tokens=10)
+            answered += 1
+            await asyncio.sleep(0.05)
+    error = caught.value
+    assert error.code == "insufficient_quota" and error.response.json()["error"]["type"] == "insufficient_quota"
+    assert error.response.headers["x-should-retry"] == "false"  # so the SDK did not retry
+    rows = await limited.usage_rows_where(model="quota-budget", status_code=200)
+    spent = sum(row.cost_nano_usd for row in rows if row.key_id is not None)
+    assert answered == 3 and spent == 3 * 26_000 <= 100_000  # 12 x $1/M + 7 x $2/M each
+
+
+async def test_end_users_are_limited_one_by_one(limited: Gateway) -> None:
+    key = await limited.create_key("users")
+    client = limited.openai(key)
+    await _clear_of_minute_boundary()
+    for _ in range(2):
+        await client.chat.completions.create(model="quota-user", messages=PROMPT, user="alice")
+    with pytest.raises(openai.RateLimitError):
+        await client.chat.completions.create(model="quota-user", messages=PROMPT, user="alice")
+    await client.chat.completions.create(model="quota-user", messages=PROMPT, user="bob")
+    await client.chat.completions.create(model="quota-user", messages=PROMPT)  # no user: not this rule
+
+
+async def test_streams_carry_the_headers_and_settle_when_they_end(limited: Gateway) -> None:
+    key = await limited.create_key("stream")
+    client = limited.openai(key)
+    await _clear_of_minute_boundary()
+    async with client.chat.completions.with_streaming_response.create(
+        model="quota-rpm", messages=PROMPT, stream=True
+    ) as response:
+        assert response.headers["x-ratelimit-remaining-requests"] == "2"
+        [chunk async for chunk in await response.parse()]
