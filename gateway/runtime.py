@@ -47,6 +47,7 @@ class Runtime:
     ledger: UsageWriter
     upstream: Upstream
     redis: Redis | None
+    quotas: Quotas
 
 
 @contextlib.asynccontextmanager
@@ -101,7 +102,7 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             upload_idle_seconds=settings.upload_idle_timeout_seconds,
         )
         log.info("gateway ready: %d models, database %s", len(catalog.routes), engine.url.render_as_string())
-        yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, upstream, redis)
+        yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, upstream, redis, quotas)
 
 
 def _redis(settings: Settings) -> Redis | None:
