@@ -84,7 +84,7 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
         stack.push_async_callback(ledger.stop)
         quotas = Quotas(
             load_quota_config(settings.quotas_file),
-            redis,
+            settings.redis_url or None,
             # A request that never settles (its replica died) frees its concurrency slot after this.
             lease_seconds=settings.upstream_timeout_seconds + 60,
         )

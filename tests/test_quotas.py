@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ limits:
   - {scope: key, name: "*", model: quota-rpm, requests_per_minute: 3}
   - {scope: key, name: "*", model: quota-tpm, tokens_per_minute: 100}
   - {scope: key, name: "*", model: quota-slow, concurrent_requests: 2}
-  - {scope: team, name: budget-team, model: quota-budget, budget: {micro_usd: 100, period: day}}
+  - {scope: team, name: "*", model: quota-budget, budget: {micro_usd: 100, period: day}}
   - {scope: user, name: "*", model: quota-user, requests_per_minute: 2}
 """
 
@@ -101,8 +102,9 @@ async def test_concurrency_limit_and_the_sdk_retrying_after_retry_after(limited:
 
 
 async def test_a_spent_budget_is_insufficient_quota_and_never_overspent(limited: Gateway) -> None:
-    await limited.runtime.keys.create("budget-owner", team="budget-team")  # the team exists
-    key = await limited.create_key("budget", team="budget-team")
+    team = f"budget-{uuid.uuid4().hex[:8]}"  # its own budget: Redis outlives a test run
+    created = await limited.runtime.keys.create("budget", team=team)
+    key = created.secret
     client = limited.openai(key, max_retries=2)
     answered = 0
     with pytest.raises(openai.RateLimitError) as caught:
@@ -113,8 +115,8 @@ async def test_a_spent_budget_is_insufficient_quota_and_never_overspent(limited:
     error = caught.value
     assert error.code == "insufficient_quota" and error.response.json()["error"]["type"] == "insufficient_quota"
     assert error.response.headers["x-should-retry"] == "false"  # so the SDK did not retry
-    rows = await limited.usage_rows_where(model="quota-budget", status_code=200)
-    spent = sum(row.cost_nano_usd for row in rows if row.key_id is not None)
+    rows = await limited.usage_rows_where(key_id=created.key.id, status_code=200)
+    spent = sum(row.cost_nano_usd for row in rows)
     assert answered == 3 and spent == 3 * 26_000 <= 100_000  # 12 x $1/M + 7 x $2/M each
 
 

@@ -4,47 +4,56 @@ to all, atomically), another settles. One round trip each."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+import hashlib
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from gateway.quotas.plan import CONCURRENT, Counter
-from gateway.quotas.store import Denied, StoreDown
+from gateway.quotas.resp import ConnectionLost, RespClient, RespError
+from gateway.quotas.store import Denied, Settlement, StoreDown
+
+_T = TypeVar("_T")
 
 # KEYS: the counters. ARGV: now (ms), member, then per counter: kind (s = sum, c = lease set),
 # amount, limit, ttl (ms). Returns {0, used...} when reserved, {index, used} when counter `index`
-# (1-based) had no room; then nothing was changed.
+# (1-based) had no room; then nothing was changed. Sums are added first and taken back on a
+# refusal: one call per counter in the common case, where checking first would take two.
 _RESERVE = """
-local now = tonumber(ARGV[1])
-local member = ARGV[2]
-local used = {}
+local now, member = tonumber(ARGV[1]), ARGV[2]
+local used, failed = {}, 0
 for i = 1, #KEYS do
   local at = 2 + (i - 1) * 4
   local kind, amount, limit = ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
-  local current
   if kind == 'c' then
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-    current = redis.call('ZCARD', KEYS[i])
+    local count = redis.call('ZCARD', KEYS[i])
+    if count >= limit then  -- full: only now look for leases whose requests never settled
+      redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+      count = redis.call('ZCARD', KEYS[i])
+    end
+    used[i] = count
+    if count + 1 > limit then failed = i break end
   else
-    current = tonumber(redis.call('GET', KEYS[i]) or '0')
+    local after = redis.call('INCRBY', KEYS[i], amount)
+    if after == amount then
+      redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[at + 4]))  -- a new counter: its window's life
+    end
+    used[i] = after - amount
+    if after > limit then failed = i break end
   end
-  if current + amount > limit then
-    return {i, current}
-  end
-  used[i] = current
 end
-for i = 1, #KEYS do
+if failed > 0 then  -- take back what this request added, so a refusal changes nothing
+  for j = 1, failed do
+    local at = 2 + (j - 1) * 4
+    if ARGV[at + 1] ~= 'c' then redis.call('DECRBY', KEYS[j], tonumber(ARGV[at + 2])) end
+  end
+  return {failed, used[failed]}
+end
+for i = 1, #KEYS do  -- leases last: every counter is known to have room
   local at = 2 + (i - 1) * 4
-  local kind, amount, ttl = ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 4])
-  if kind == 'c' then
+  if ARGV[at + 1] == 'c' then
+    local ttl = tonumber(ARGV[at + 4])
     redis.call('ZADD', KEYS[i], now + ttl, member)
     redis.call('PEXPIRE', KEYS[i], ttl)
-  else
-    redis.call('INCRBY', KEYS[i], amount)
-    if redis.call('PTTL', KEYS[i]) < 0 then
-      redis.call('PEXPIRE', KEYS[i], ttl)
-    end
   end
 end
 table.insert(used, 1, 0)
@@ -82,36 +91,64 @@ def _kind(counter: Counter) -> str:
     return "c" if counter.metric == CONCURRENT else "s"
 
 
+class _Script:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+
 class RedisStore:
-    def __init__(self, redis: Redis, timeout_seconds: float) -> None:
-        self._redis = redis
+    """Counters in Redis, through the quota step's own client (``resp``): one script call each for
+    reserving and reading, settlements sent back to back on the same connection."""
+
+    def __init__(self, client: RespClient, timeout_seconds: float) -> None:
+        self._client = client
         self._timeout = timeout_seconds
-        self._reserve = redis.register_script(_RESERVE)
-        self._settle = redis.register_script(_SETTLE)
-        self._read = redis.register_script(_READ)
+        self._reserve = _Script(_RESERVE)
+        self._settle = _Script(_SETTLE)
+        self._read = _Script(_READ)
 
     async def reserve(self, counters: Sequence[Counter], amounts: Sequence[int], member: str, now: float) -> list[int]:
         args: list[str | int] = [round(now * 1000), member]
         for counter, amount in zip(counters, amounts, strict=True):
             args += [_kind(counter), amount, counter.limit, counter.ttl_ms]
-        result = await self._call(self._reserve, [c.key for c in counters], args)
+        result = await self._timed(self._call(self._reserve, [c.key for c in counters], args))
         if result[0] != 0:
             raise Denied(int(result[0]) - 1, int(result[1]))
         return [int(value) for value in result[1:]]
 
-    async def settle(self, counters: Sequence[Counter], deltas: Sequence[int], member: str) -> None:
-        args: list[str | int] = [member]
-        for counter, delta in zip(counters, deltas, strict=True):
-            args += [_kind(counter), delta]
-        await self._call(self._settle, [c.key for c in counters], args)
+    async def settle(self, batch: Sequence[Settlement]) -> None:
+        """Many settlements, pipelined on one connection."""
+        calls = []
+        for settlement in batch:
+            keys: list[str] = []
+            args: list[str | int] = [settlement.member]
+            for counter, delta in zip(settlement.counters, settlement.deltas, strict=True):
+                if delta or counter.metric == CONCURRENT:  # a request counter settles as it was
+                    keys.append(counter.key)
+                    args += [_kind(counter), delta]
+            if keys:
+                calls.append(self._call(self._settle, keys, args))
+        await self._timed(asyncio.gather(*calls), scale=4)
 
     async def read(self, counters: Sequence[Counter], now: float) -> list[int]:
         args: list[str | int] = [round(now * 1000), *(_kind(c) for c in counters)]
-        return [int(v) for v in await self._call(self._read, [c.key for c in counters], args)]
+        return [int(v) for v in await self._timed(self._call(self._read, [c.key for c in counters], args))]
 
-    async def _call(self, script: object, keys: list[str], args: list[str | int]) -> list[int]:
+    async def _call(self, script: _Script, keys: list[str], args: list[str | int]) -> Any:
         try:
-            async with asyncio.timeout(self._timeout):
-                return await script(keys=keys, args=args)  # type: ignore[operator,no-any-return]
-        except (RedisError, OSError, TimeoutError) as exc:
+            return await self._client.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        except RespError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            await self._client.call("SCRIPT", "LOAD", script.source)  # a restarted Redis forgot it
+            return await self._client.call("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def _timed(self, work: Awaitable[_T], scale: float = 1) -> _T:
+        try:
+            async with asyncio.timeout(self._timeout * scale):
+                return await work
+        except (RespError, ConnectionLost, OSError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
+                self._client.drop()
             raise StoreDown(type(exc).__name__) from exc

@@ -18,11 +18,10 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from redis.asyncio import Redis
 
 from gateway.catalog.registry import ModelRoute
 from gateway.errors import QuotaExceeded, RateLimited, ServiceUnavailable
@@ -32,14 +31,18 @@ from gateway.ledger.usage import Usage
 from gateway.proxy.body import Endpoint
 from gateway.quotas.config import QuotaConfig
 from gateway.quotas.estimate import estimate
-from gateway.quotas.plan import CONCURRENT, SPEND, Counter, RuleIndex, counters
+from gateway.quotas.plan import CONCURRENT, SPEND, Counter, Periods, RuleIndex, counters
 from gateway.quotas.redis_store import RedisStore
-from gateway.quotas.store import CounterStore, Denied, MemoryStore, StoreDown
+from gateway.quotas.resp import RespClient
+from gateway.quotas.store import CounterStore, Denied, MemoryStore, Settlement, StoreDown
 
 log = logging.getLogger(__name__)
 _RETRY_REDIS_AFTER = 1.0
 _WARN_EVERY = 60.0
 _TOKEN_METRICS = {"tokens", "input_tokens", "output_tokens"}
+_BATCH = 100  # packing a batch runs on the event loop: small enough not to stall it
+_STOP_SECONDS = 5.0
+_MAX_PENDING = 100_000
 
 
 @dataclass(slots=True)
@@ -61,7 +64,7 @@ class Quotas:
     def __init__(
         self,
         config: QuotaConfig,
-        redis: Redis | None,
+        redis_url: str | None,
         *,
         lease_seconds: float,
         redis_timeout_seconds: float = 0.25,
@@ -69,23 +72,41 @@ class Quotas:
     ) -> None:
         self._config = config
         self._index = RuleIndex(config.limits)
-        self._zone = config.zone
+        self._periods = Periods(config.zone)
         self._lease_ms = round(lease_seconds * 1000)
         self._clock = clock
         self._local = MemoryStore()
-        self._shared: CounterStore | None = RedisStore(redis, redis_timeout_seconds) if redis is not None else None
+        self._client = RespClient(redis_url) if redis_url else None
+        self._shared = RedisStore(self._client, redis_timeout_seconds) if self._client is not None else None
         self._redis_down_until = 0.0
         self._warned_at = -_WARN_EVERY
-        self._settling: set[asyncio.Task[None]] = set()
+        # Settlements for Redis wait here and go in batches, one round trip each, off the request path.
+        self._pending: deque[Settlement] = deque(maxlen=_MAX_PENDING)
+        self._wakeup = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
         self.fail_open_admissions = 0
 
     async def start(self) -> None:
         if self._index.needs_tokens:  # the tokenizer takes a second to load: not on a request
             await asyncio.to_thread(count_text, "warm up")
+        if self._shared is not None:
+            self._flusher = asyncio.create_task(self._flush_forever(), name="quota-settlements")
 
     async def stop(self) -> None:
-        if self._settling:
-            await asyncio.wait(set(self._settling), timeout=5)
+        """Write what is pending, within a bound. The flusher is asked to finish rather than
+        cancelled: a cancellation landing inside the Redis client can be swallowed there."""
+        self._closing = True
+        self._wakeup.set()
+        if self._flusher is not None:
+            await asyncio.wait({self._flusher}, timeout=_STOP_SECONDS)
+            if not self._flusher.done():
+                self._flusher.cancel()
+            self._flusher = None
+        if self._pending:
+            log.warning("%d quota settlements not written at shutdown (Redis unreachable)", len(self._pending))
+        if self._client is not None:
+            await self._client.aclose()
 
     async def admit(
         self, request_id: str, key: KeyInfo, route: ModelRoute, endpoint: Endpoint, payload: dict[str, Any]
@@ -97,7 +118,7 @@ class Quotas:
         if not matched:
             return None
         now = self._clock()
-        held = counters(matched, now, self._zone, self._lease_ms)
+        held = counters(matched, now, self._periods, self._lease_ms)
         needs_usage = any(c.metric in _TOKEN_METRICS or c.metric == SPEND for c in held)
         usage = estimate(payload, endpoint, route, self._config.default_output_tokens) if needs_usage else Usage()
         cost = route.prices.cost_nano_usd(usage) if needs_usage else 0
@@ -115,24 +136,41 @@ class Quotas:
         return admission
 
     def settle(self, admission: Admission, usage: Usage | None, cost: int) -> None:
-        """Replace the estimate with what was used; runs off the request path."""
+        """Replace the estimate with what was used: at once in this process, batched for Redis."""
         if admission.settled:
             return
         admission.settled = True
         real = usage or Usage()
         pairs = zip(admission.counters, admission.amounts, strict=True)
         deltas = [_amount(counter.metric, real, cost) - amount for counter, amount in pairs]
-        task = asyncio.create_task(self._settle(admission, deltas))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        settlement = Settlement(admission.counters, deltas, admission.member)
+        if admission.store is self._local:
+            self._local.apply(settlement)
+            return
+        self._pending.append(settlement)  # beyond _MAX_PENDING the oldest is dropped: its window ends
+        self._wakeup.set()
 
-    async def _settle(self, admission: Admission, deltas: list[int]) -> None:
-        try:
-            await admission.store.settle(admission.counters, deltas, admission.member)
-        except StoreDown:
-            # Redis went away between admission and settlement: its counters keep the estimate
-            # until their window ends (a minute), or the period's budget keeps it (spend).
-            log.warning("quota settlement for %s not written: Redis unreachable", admission.member)
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            flushed = await self._flush()
+            if self._closing:
+                return
+            if not flushed:
+                await asyncio.sleep(_RETRY_REDIS_AFTER)  # Redis is away: keep them, try again
+
+    async def _flush(self) -> bool:
+        while self._pending and self._shared is not None:
+            batch = [self._pending.popleft() for _ in range(min(_BATCH, len(self._pending)))]
+            try:
+                await self._shared.settle(batch)
+            except StoreDown:
+                self._pending.extendleft(reversed(batch))
+                self._wakeup.set()
+                log.warning("%d quota settlements wait for Redis", len(self._pending))
+                return False
+        return True
 
     def _store(self, now: float) -> CounterStore:
         if self._shared is None:

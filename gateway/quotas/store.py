@@ -8,6 +8,7 @@ by what the request really used, and frees its place among the requests in fligh
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.quotas.plan import CONCURRENT, Counter
@@ -26,13 +27,21 @@ class StoreDown(Exception):
     """The store cannot be reached; the caller decides between failing open and failing closed."""
 
 
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    counters: Sequence[Counter]
+    deltas: Sequence[int]
+    member: str
+
+
 class CounterStore(Protocol):
     async def reserve(self, counters: Sequence[Counter], amounts: Sequence[int], member: str, now: float) -> list[int]:
         """Each counter's value before this request; raises Denied (nothing changed) or StoreDown."""
         ...
 
-    async def settle(self, counters: Sequence[Counter], deltas: Sequence[int], member: str) -> None:
-        """Add ``deltas`` (what was used minus what was reserved) and release ``member``'s leases."""
+    async def settle(self, batch: Sequence[Settlement]) -> None:
+        """For each settlement, add its deltas (what was used minus what was reserved) and release
+        its member's leases; raises StoreDown (then none may have been applied)."""
         ...
 
     async def read(self, counters: Sequence[Counter], now: float) -> list[int]: ...
@@ -61,10 +70,14 @@ class MemoryStore:
                 self._sums[counter.key] = (value + amount, expires)
         return used
 
-    async def settle(self, counters: Sequence[Counter], deltas: Sequence[int], member: str) -> None:
-        for counter, delta in zip(counters, deltas, strict=True):
+    async def settle(self, batch: Sequence[Settlement]) -> None:
+        for settlement in batch:
+            self.apply(settlement)
+
+    def apply(self, settlement: Settlement) -> None:
+        for counter, delta in zip(settlement.counters, settlement.deltas, strict=True):
             if counter.metric == CONCURRENT:
-                self._leases.get(counter.key, {}).pop(member, None)
+                self._leases.get(counter.key, {}).pop(settlement.member, None)
             elif delta and counter.key in self._sums:
                 value, expires = self._sums[counter.key]
                 self._sums[counter.key] = (value + delta, expires)
@@ -75,8 +88,9 @@ class MemoryStore:
     def _value(self, counter: Counter, now: float) -> int:
         if counter.metric == CONCURRENT:
             leases = self._leases.get(counter.key, {})
-            for member in [m for m, expiry in leases.items() if expiry <= now]:
-                del leases[member]  # a request that never settled (a crash) frees its place in time
+            if len(leases) >= counter.limit:  # full: only now is it worth looking for lapsed leases
+                for member in [m for m, expiry in leases.items() if expiry <= now]:
+                    del leases[member]  # a request that never settled (a crash) frees its place in time
             return len(leases)
         value, expires = self._sums.get(counter.key, (0, 0.0))
         return value if expires > now else 0
