@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.admin.controller import AdminKeysController
+from gateway.admin.quotas import AdminQuotasController
 from gateway.errors import GatewayError
 from gateway.health.controller import HealthController
 from gateway.ingress.controller import AnthropicController
@@ -46,7 +47,13 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
             yield
 
     return Litestar(
-        route_handlers=[OpenAIController, AnthropicController, AdminKeysController, HealthController],
+        route_handlers=[
+            OpenAIController,
+            AnthropicController,
+            AdminKeysController,
+            AdminQuotasController,
+            HealthController,
+        ],
         lifespan=[lifespan],
         exception_handlers={
             GatewayError: handle_gateway_error,

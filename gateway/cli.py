@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     create.set_defaults(run=_keys_create)
     listing = keys.add_parser("list", help="list keys (never their secrets)")
     listing.set_defaults(run=_keys_list)
+    quotas = commands.add_parser("quotas", help="quota usage").add_subparsers(dest="quotas_command", required=True)
+    usage = quotas.add_parser("usage", help="a key's usage against every limit that applies to it")
+    usage.add_argument("--key", required=True, help="the key's id or prefix")
+    usage.add_argument("--user", help="also the limits on this end user (the OpenAI `user` field)")
+    usage.set_defaults(run=_quotas_usage)
     revoke = keys.add_parser("revoke", help="revoke a key by id or prefix")
     revoke.add_argument("key")
     revoke.set_defaults(run=_keys_revoke)
@@ -141,6 +146,35 @@ def _keys_revoke(args: argparse.Namespace) -> None:
         async with _key_service() as keys:
             row = await keys.revoke(args.key)
         print(f"revoked key {row.id} ({row.prefix}) at {row.revoked_at.isoformat() if row.revoked_at else '?'}")
+
+    asyncio.run(run())
+
+
+def _quotas_usage(args: argparse.Namespace) -> None:
+    from gateway.quotas.config import load_quota_config
+    from gateway.quotas.service import Quotas
+
+    async def run() -> None:
+        settings = Settings.load()
+        async with _key_service() as keys:
+            info = await keys.info(args.key)
+        quotas = Quotas(load_quota_config(settings.quotas_file), settings.redis_url or None, lease_seconds=60)
+        try:
+            rows = await quotas.usage(info, args.user)
+        finally:
+            await quotas.stop()
+        if not rows:
+            print(f"no limits apply to key {info.prefix}")
+            return
+        head = ("scope", "name", "model", "metric", "limit", "used", "remaining")
+        print("{:6}  {:20}  {:16}  {:14}  {:>14}  {:>14}  {:>14}  resets".format(*head))
+        for row in rows:
+            model = row.model or "(any)"
+            print(
+                f"{row.scope:6}  {row.name[:20]:20}  {model[:16]:16}  {row.metric:14}  {row.limit:>14}  "
+                f"{row.used:>14}  {row.remaining:>14}  {row.resets_at or '-'}"
+            )
+        print(f"(counted in {rows[0].source}; spend in nano-USD)")
 
     asyncio.run(run())
 

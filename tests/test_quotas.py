@@ -4,6 +4,7 @@ requests, tokens, concurrency and money per key, team and end user, with OpenAI'
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,7 +13,8 @@ from typing import Any
 
 import openai
 import pytest
-from harness import Gateway, running_gateway
+from harness import ADMIN_KEY, Gateway, running_gateway
+from test_serve import _run
 
 PROMPT: Any = [{"role": "user", "content": "Say hello"}]
 QUOTAS = """
@@ -124,11 +126,12 @@ async def test_end_users_are_limited_one_by_one(limited: Gateway) -> None:
     key = await limited.create_key("users")
     client = limited.openai(key)
     await _clear_of_minute_boundary()
+    alice, bob = (f"{name}-{uuid.uuid4().hex[:8]}" for name in ("alice", "bob"))  # Redis outlives a run
     for _ in range(2):
-        await client.chat.completions.create(model="quota-user", messages=PROMPT, user="alice")
+        await client.chat.completions.create(model="quota-user", messages=PROMPT, user=alice)
     with pytest.raises(openai.RateLimitError):
-        await client.chat.completions.create(model="quota-user", messages=PROMPT, user="alice")
-    await client.chat.completions.create(model="quota-user", messages=PROMPT, user="bob")
+        await client.chat.completions.create(model="quota-user", messages=PROMPT, user=alice)
+    await client.chat.completions.create(model="quota-user", messages=PROMPT, user=bob)
     await client.chat.completions.create(model="quota-user", messages=PROMPT)  # no user: not this rule
 
 
@@ -141,3 +144,46 @@ async def test_streams_carry_the_headers_and_settle_when_they_end(limited: Gatew
     ) as response:
         assert response.headers["x-ratelimit-remaining-requests"] == "2"
         [chunk async for chunk in await response.parse()]
+
+
+async def test_usage_against_limits_through_the_admin_api_and_the_cli(limited: Gateway) -> None:
+    created = await limited.runtime.keys.create("visible", team=f"seen-{uuid.uuid4().hex[:8]}")
+    client = limited.openai(created.secret)
+    await _clear_of_minute_boundary()
+    await client.chat.completions.create(model="quota-rpm", messages=PROMPT)
+    await client.chat.completions.create(model="quota-budget", messages=PROMPT, max_tokens=10)
+    await asyncio.sleep(0.2)  # settlements land off the request path
+    async with limited.http() as http:
+        denied = await http.get("/admin/quotas/usage", params={"key": created.key.prefix})
+        response = await http.get(
+            "/admin/quotas/usage",
+            params={"key": created.key.prefix, "user": "alice"},
+            headers={"authorization": f"Bearer {ADMIN_KEY}"},
+        )
+    assert denied.status_code == 401
+    rows = {(row["scope"], row["model"], row["metric"]): row for row in response.json()["data"]}
+    assert rows[("key", "quota-rpm", "requests")] | {"resets_at": None} == {
+        "scope": "key",
+        "name": "*",
+        "model": "quota-rpm",
+        "metric": "requests",
+        "limit": 3,
+        "used": 1,
+        "remaining": 2,
+        "resets_at": None,
+        "source": "redis" if limited.mode == "postgres" else "process",
+    }
+    assert rows[("team", "quota-budget", "spend")]["used"] == 26_000  # settled to the real cost
+    assert rows[("key", "quota-slow", "concurrent")]["used"] == 0
+    assert ("user", "quota-user", "requests") in rows
+    if limited.mode == "postgres":  # the CLI, a separate process, reads the same Redis
+        env = {
+            **os.environ,
+            "GATEWAY_DATABASE_URL": limited.runtime.settings.database_url,
+            "GATEWAY_REDIS_URL": limited.runtime.settings.redis_url,
+            "GATEWAY_QUOTAS_FILE": limited.runtime.settings.quotas_file,
+        }
+        printed = await _run(env, "quotas", "usage", "--key", created.key.prefix)
+        assert "quota-rpm" in printed and "counted in redis" in printed
+        line = next(line for line in printed.splitlines() if "quota-rpm" in line and "requests" in line)
+        assert line.split()[4:7] == ["3", "1", "2"]

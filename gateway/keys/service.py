@@ -93,6 +93,14 @@ class KeyService:
                 query = query.where(ApiKey.revoked_at.is_(None))
             return list((await session.scalars(query)).all())
 
+    async def info(self, key: str) -> KeyInfo:
+        """What the request path knows of a key, found by id or prefix (for the admin views)."""
+        async with self._sessions() as session:
+            row = await _find(session, key)
+            org = await session.get(Organization, row.org_id)
+            team = await session.get(Team, row.team_id) if row.team_id else None
+            return key_info(row, org.name if org else "", team.name if team else None)
+
     async def revoke(self, key: str) -> ApiKey:
         """Revoke by id or by visible prefix. Revoking twice keeps the first time."""
         async with self._sessions.begin() as session:

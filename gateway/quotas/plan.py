@@ -41,8 +41,9 @@ class RuleIndex:
         self.needs_tokens = any(r.budget or set(r.per_minute) - {"requests"} for r in rules)
         self.empty = not rules
 
-    def matching(self, key: KeyInfo, user: str | None, model: str) -> list[tuple[LimitRule, str]]:
-        """(rule, subject) pairs: the subject names the one org, team, key or user the rule counts."""
+    def matching(self, key: KeyInfo, user: str | None, model: str | None) -> list[tuple[LimitRule, str]]:
+        """(rule, subject) pairs: the subject names the one org, team, key or user the rule counts.
+        ``model`` None: the rules for every model."""
         subjects: list[tuple[str, tuple[str, ...], str]] = [
             ("org", (key.org_name, "*"), f"org:{key.org_id}"),
             ("key", (key.prefix, str(key.id), "*"), f"key:{key.id}"),
@@ -55,7 +56,7 @@ class RuleIndex:
         for scope, names, subject in subjects:
             for name in names:
                 for rule in self._rules.get((scope, name), ()):
-                    if rule.model is None or rule.model == model:
+                    if rule.model is None or model is None or rule.model == model:
                         found.append((rule, subject))
         return found
 

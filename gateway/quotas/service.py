@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.catalog.registry import ModelRoute
@@ -58,6 +59,28 @@ class Admission:
     store: CounterStore
     settled: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitUsage:
+    """One limit, and how much of it is used now (the admin API's and the CLI's view)."""
+
+    scope: str
+    name: str
+    model: str | None
+    metric: str
+    limit: int
+    used: int
+    remaining: int
+    resets_at: str | None
+    source: str
+
+    @classmethod
+    def of(cls, counter: Counter, used: int, now: float, source: str) -> LimitUsage:
+        rule = counter.rule
+        resets = None if counter.metric == CONCURRENT else datetime.fromtimestamp(counter.reset_at, UTC).isoformat()
+        limit = counter.limit
+        return cls(rule.scope, rule.name, rule.model, counter.metric, limit, used, max(limit - used, 0), resets, source)
 
 
 class Quotas:
@@ -134,6 +157,23 @@ class Quotas:
         admission = Admission(request_id, held, amounts, used, usage, cost, store)
         admission.headers = _rate_headers(held, {i: c.limit - used[i] - amounts[i] for i, c in enumerate(held)}, now)
         return admission
+
+    async def usage(self, key: KeyInfo, user: str | None = None) -> list[LimitUsage]:
+        """Where the key stands against every limit that applies to it (any model), now."""
+        now = self._clock()
+        held = counters(self._index.matching(key, user, None), now, self._periods, self._lease_ms)
+        store = self._store_for_reading(now)
+        try:
+            used = await store.read(held, now)
+        except StoreDown:
+            store, used = self._local, await self._local.read(held, now)
+        source = "redis" if store is self._shared else "process"
+        return [LimitUsage.of(counter, value, now, source) for counter, value in zip(held, used, strict=True)]
+
+    def _store_for_reading(self, now: float) -> CounterStore:
+        if self._shared is None or now < self._redis_down_until:
+            return self._local
+        return self._shared
 
     def settle(self, admission: Admission, usage: Usage | None, cost: int) -> None:
         """Replace the estimate with what was used: at once in this process, batched for Redis."""
