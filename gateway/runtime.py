@@ -87,6 +87,7 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             settings.redis_url or None,
             # A request that never settles (its replica died) frees its concurrency slot after this.
             lease_seconds=settings.upstream_timeout_seconds + 60,
+            upstream=upstream,
         )
         await quotas.start()
         stack.push_async_callback(quotas.stop)

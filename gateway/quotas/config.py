@@ -63,11 +63,21 @@ class LimitRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Alerts:
+    """Soft limits: a budget crossing one of ``thresholds`` (fractions of it) fires an event once
+    per period, as a log line and, when ``webhook_url`` is set, a JSON POST retried until it lands."""
+
+    thresholds: tuple[float, ...] = (0.8, 1.0)
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class QuotaConfig:
     limits: tuple[LimitRule, ...] = ()
     timezone: str = "UTC"
     when_redis_is_down: str = "open"
     default_output_tokens: int = 4096
+    alerts: Alerts = Alerts()
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -89,9 +99,10 @@ def parse_quota_config(data: Any, source: str) -> QuotaConfig:
 
     if not isinstance(data, dict):
         raise fail("", f"expected a mapping, got {type(data).__name__}")
-    extra = sorted(set(data) - {"timezone", "when_redis_is_down", "default_output_tokens", "limits"})
+    allowed = {"timezone", "when_redis_is_down", "default_output_tokens", "limits", "alerts"}
+    extra = sorted(set(data) - allowed)
     if extra:
-        raise fail(extra[0], "unknown field; allowed: default_output_tokens, limits, timezone, when_redis_is_down")
+        raise fail(extra[0], f"unknown field; allowed: {', '.join(sorted(allowed))}")
     timezone = data.get("timezone", "UTC")
     try:
         zoneinfo.ZoneInfo(str(timezone))
@@ -105,7 +116,24 @@ def parse_quota_config(data: Any, source: str) -> QuotaConfig:
     if not isinstance(entries, list):
         raise fail("limits", "expected a list of limits")
     rules = tuple(parse_rule(entry, f"limits[{i}]", fail) for i, entry in enumerate(entries))
-    return QuotaConfig(rules, str(timezone), str(mode), default_output)
+    return QuotaConfig(rules, str(timezone), str(mode), default_output, _alerts(data.get("alerts"), fail))
+
+
+def _alerts(value: Any, fail: Any) -> Alerts:
+    if value is None:
+        return Alerts()
+    if not isinstance(value, dict) or set(value) - {"thresholds", "webhook_url"}:
+        raise fail("alerts", "expected {thresholds: [0.8, 1.0], webhook_url: https://...}")
+    thresholds = value.get("thresholds", [0.8, 1.0])
+    valid = isinstance(thresholds, list) and all(
+        isinstance(t, int | float) and not isinstance(t, bool) and 0 < t <= 1 for t in thresholds
+    )
+    if not valid or not thresholds:
+        raise fail("alerts.thresholds", "expected a list of fractions of a budget, each above 0 and at most 1")
+    url = value.get("webhook_url")
+    if url is not None and (not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url)):
+        raise fail("alerts.webhook_url", f"expected an http(s) URL, got {url!r}")
+    return Alerts(tuple(sorted(float(t) for t in thresholds)), url)
 
 
 def parse_rule(entry: Any, where: str, fail: Any) -> LimitRule:

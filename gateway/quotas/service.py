@@ -30,6 +30,8 @@ from gateway.keys.model import KeyInfo
 from gateway.ledger.tokens import count_text
 from gateway.ledger.usage import Usage
 from gateway.proxy.body import Endpoint
+from gateway.proxy.upstream import Upstream
+from gateway.quotas.alerts import Alerter
 from gateway.quotas.config import QuotaConfig
 from gateway.quotas.estimate import estimate
 from gateway.quotas.plan import CONCURRENT, SPEND, Counter, Periods, RuleIndex, counters
@@ -92,6 +94,7 @@ class Quotas:
         lease_seconds: float,
         redis_timeout_seconds: float = 0.25,
         clock: Callable[[], float] = time.time,
+        upstream: Upstream | None = None,
     ) -> None:
         self._config = config
         self._index = RuleIndex(config.limits)
@@ -101,6 +104,7 @@ class Quotas:
         self._local = MemoryStore()
         self._client = RespClient(redis_url) if redis_url else None
         self._shared = RedisStore(self._client, redis_timeout_seconds) if self._client is not None else None
+        self._alerter = Alerter(config.alerts, upstream, self._client)
         self._redis_down_until = 0.0
         self._warned_at = -_WARN_EVERY
         # Settlements for Redis wait here and go in batches, one round trip each, off the request path.
@@ -128,6 +132,7 @@ class Quotas:
             self._flusher = None
         if self._pending:
             log.warning("%d quota settlements not written at shutdown (Redis unreachable)", len(self._pending))
+        await self._alerter.stop()
         if self._client is not None:
             await self._client.aclose()
 
@@ -153,7 +158,13 @@ class Quotas:
             store = self._redis_failed(now)
             used = await store.reserve(held, amounts, request_id, now)
         except Denied as denied:
+            counter = held[denied.index]
+            if counter.metric == SPEND:  # a refused budget has reached its end
+                self._alerter.crossed(counter, denied.used, counter.limit, now)
             raise _refusal(held, amounts, denied, now) from None
+        for index, counter in enumerate(held):
+            if counter.metric == SPEND and amounts[index]:
+                self._alerter.crossed(counter, used[index], used[index] + amounts[index], now)
         admission = Admission(request_id, held, amounts, used, usage, cost, store)
         admission.headers = _rate_headers(held, {i: c.limit - used[i] - amounts[i] for i, c in enumerate(held)}, now)
         return admission
