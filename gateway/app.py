@@ -14,7 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.admin.controller import AdminKeysController
-from gateway.admin.quotas import AdminQuotasController
+from gateway.admin.quotas import AdminQuotaLimitsController, AdminQuotasController
 from gateway.errors import GatewayError
 from gateway.health.controller import HealthController
 from gateway.ingress.controller import AnthropicController
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
             AnthropicController,
             AdminKeysController,
             AdminQuotasController,
+            AdminQuotaLimitsController,
             HealthController,
         ],
         lifespan=[lifespan],

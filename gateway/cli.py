@@ -61,6 +61,21 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--key", required=True, help="the key's id or prefix")
     usage.add_argument("--user", help="also the limits on this end user (the OpenAI `user` field)")
     usage.set_defaults(run=_quotas_usage)
+    setter = quotas.add_parser("set", help="set a limit (replacing the one on the same scope, name and model)")
+    setter.add_argument("--scope", required=True, choices=("org", "team", "key", "user"))
+    setter.add_argument("--name", default="*", help="org or team name, key prefix or id, user id; * = each one")
+    setter.add_argument("--model", help="only requests for this model")
+    for flag in ("requests-per-minute", "tokens-per-minute", "input-tokens-per-minute", "output-tokens-per-minute"):
+        setter.add_argument(f"--{flag}", type=int)
+    setter.add_argument("--concurrent-requests", type=int)
+    setter.add_argument("--budget-micro-usd", type=int, help="a budget in whole micro-USD (5000000 = $5)")
+    setter.add_argument("--period", choices=("day", "week", "month"), help="the budget's calendar period")
+    setter.set_defaults(run=_quotas_set)
+    lister = quotas.add_parser("list", help="the limits set through the CLI or the admin API")
+    lister.set_defaults(run=_quotas_list)
+    remover = quotas.add_parser("remove", help="remove a limit set through the CLI or the admin API")
+    remover.add_argument("id")
+    remover.set_defaults(run=_quotas_remove)
     revoke = keys.add_parser("revoke", help="revoke a key by id or prefix")
     revoke.add_argument("key")
     revoke.set_defaults(run=_keys_revoke)
@@ -150,17 +165,55 @@ def _keys_revoke(args: argparse.Namespace) -> None:
     asyncio.run(run())
 
 
+def _quotas_set(args: argparse.Namespace) -> None:
+    spec: dict[str, object] = {"scope": args.scope, "name": args.name, "model": args.model}
+    for field in ("requests_per_minute", "tokens_per_minute", "input_tokens_per_minute", "output_tokens_per_minute"):
+        spec[field] = getattr(args, field)
+    spec["concurrent_requests"] = args.concurrent_requests
+    if args.budget_micro_usd is not None or args.period is not None:
+        spec["budget"] = {"micro_usd": args.budget_micro_usd, "period": args.period}
+
+    async def run() -> None:
+        async with _limit_service() as limits:
+            stored = await limits.put({k: v for k, v in spec.items() if v is not None})
+        print(f"set limit {stored.id}: {stored.spec} (replicas take it up within GATEWAY_QUOTA_REFRESH_SECONDS)")
+
+    asyncio.run(run())
+
+
+def _quotas_list(_args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with _limit_service() as limits:
+            stored = await limits.list()
+        for limit in stored:
+            print(f"{limit.id}  {limit.spec}")
+        if not stored:
+            print("no limits set through the CLI or the admin API (see also GATEWAY_QUOTAS_FILE)")
+
+    asyncio.run(run())
+
+
+def _quotas_remove(args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with _limit_service() as limits:
+            await limits.remove(args.id)
+        print(f"removed limit {args.id}")
+
+    asyncio.run(run())
+
+
 def _quotas_usage(args: argparse.Namespace) -> None:
     from gateway.quotas.config import load_quota_config
     from gateway.quotas.service import Quotas
 
     async def run() -> None:
         settings = Settings.load()
-        async with _key_service() as keys:
+        async with _key_service() as keys, _limit_service() as limits:
             info = await keys.info(args.key)
+            stored = [limit.rule for limit in await limits.list()]
         quotas = Quotas(load_quota_config(settings.quotas_file), settings.redis_url or None, lease_seconds=60)
         try:
-            rows = await quotas.usage(info, args.user)
+            rows = await quotas.usage(info, args.user, extra=stored)
         finally:
             await quotas.stop()
         if not rows:
@@ -193,6 +246,24 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
     except ValueError:
         raise GatewayError(f"--expires: expected an ISO date/time or a duration like 30d, got {text!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class _limit_service:
+    """A LimitService on a short-lived engine (migrating first in embedded mode)."""
+
+    async def __aenter__(self):  # type: ignore[no-untyped-def]
+        from gateway.db.engine import create_engine, session_factory
+        from gateway.db.migrate import upgrade_async
+        from gateway.quotas.limits import LimitService
+
+        settings = Settings.load()
+        if settings.should_migrate:
+            await upgrade_async(settings.effective_database_url)
+        self._engine = create_engine(settings.effective_database_url)
+        return LimitService(session_factory(self._engine))
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._engine.dispose()
 
 
 class _key_service:

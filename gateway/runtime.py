@@ -29,7 +29,8 @@ from gateway.providers.entra import EntraTokens
 from gateway.providers.registry import adapters
 from gateway.proxy.pipeline import Pipeline
 from gateway.proxy.upstream import Upstream
-from gateway.quotas.config import load_quota_config
+from gateway.quotas.config import LimitRule, load_quota_config
+from gateway.quotas.limits import LimitService
 from gateway.quotas.service import Quotas
 from gateway.settings import Settings
 
@@ -48,6 +49,7 @@ class Runtime:
     upstream: Upstream
     redis: Redis | None
     quotas: Quotas
+    limits: LimitService
 
 
 @contextlib.asynccontextmanager
@@ -82,12 +84,15 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
         )
         await ledger.start()
         stack.push_async_callback(ledger.stop)
+        limits = LimitService(sessions)
         quotas = Quotas(
             load_quota_config(settings.quotas_file),
             settings.redis_url or None,
             # A request that never settles (its replica died) frees its concurrency slot after this.
             lease_seconds=settings.upstream_timeout_seconds + 60,
             upstream=upstream,
+            stored=lambda: _stored_rules(limits),
+            refresh_seconds=settings.quota_refresh_seconds,
         )
         await quotas.start()
         stack.push_async_callback(quotas.stop)
@@ -103,7 +108,7 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             upload_idle_seconds=settings.upload_idle_timeout_seconds,
         )
         log.info("gateway ready: %d models, database %s", len(catalog.routes), engine.url.render_as_string())
-        yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, upstream, redis, quotas)
+        yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, upstream, redis, quotas, limits)
 
 
 def _redis(settings: Settings) -> Redis | None:
@@ -121,3 +126,7 @@ def _entra_backends(config: CatalogConfig, catalog: Catalog) -> dict[str, tuple[
         for name, spec in config.backends.items()
         if spec.entra is not None and name in headers
     }
+
+
+async def _stored_rules(limits: LimitService) -> list[LimitRule]:
+    return [stored.rule for stored in await limits.list()]

@@ -27,6 +27,7 @@ _POSITIVE = (
     "key_cache_size",
     "max_body_bytes",
     "max_upload_bytes",
+    "quota_refresh_seconds",
     "max_concurrent_uploads",
     "upload_idle_timeout_seconds",
     "upstream_connect_timeout_seconds",
@@ -60,6 +61,9 @@ class Settings:
     """YAML file declaring backends and models; synced into the SQL registry at start."""
     quotas_file: str = "policies/quotas.yaml"
     """YAML file of quota and budget limits; a missing file means no limits."""
+    quota_refresh_seconds: float = 10.0
+    """How often a replica reloads the limits set through the admin API or the CLI (the replica
+    that made the change takes it up at once)."""
     admin_key: str = ""
     """Bearer token for ``/admin/*``. Empty disables the admin HTTP API."""
     auto_migrate: bool | None = None

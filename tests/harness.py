@@ -312,6 +312,7 @@ def _mode_settings(mode: str, tmp: Path, models_file: Path) -> dict[str, Any]:
         "models_file": str(models_file),
         "admin_key": ADMIN_KEY,
         "key_cache_ttl_seconds": KEY_CACHE_TTL,
+        "quota_refresh_seconds": 0.5,
     }
     if mode == "embedded":
         return common

@@ -166,3 +166,18 @@ class UsageRecord(Base):
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime]
+
+
+class QuotaLimit(Base):
+    """A limit set through the admin API or the CLI (those in policies/quotas.yaml are not stored).
+    One per target: setting a limit on the same scope, name and model replaces it."""
+
+    __tablename__ = "quota_limits"
+    __table_args__ = (UniqueConstraint("scope", "name", "model"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    scope: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(200), default="")  # "" = every model
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The limit as the quotas file would write it, validated by the same code."""
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

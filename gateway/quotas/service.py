@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +32,7 @@ from gateway.ledger.usage import Usage
 from gateway.proxy.body import Endpoint
 from gateway.proxy.upstream import Upstream
 from gateway.quotas.alerts import Alerter
-from gateway.quotas.config import QuotaConfig
+from gateway.quotas.config import LimitRule, QuotaConfig
 from gateway.quotas.estimate import estimate
 from gateway.quotas.plan import CONCURRENT, SPEND, Counter, Periods, RuleIndex, counters
 from gateway.quotas.redis_store import RedisStore
@@ -95,9 +95,14 @@ class Quotas:
         redis_timeout_seconds: float = 0.25,
         clock: Callable[[], float] = time.time,
         upstream: Upstream | None = None,
+        stored: Callable[[], Awaitable[list[LimitRule]]] | None = None,
+        refresh_seconds: float = 10.0,
     ) -> None:
         self._config = config
         self._index = RuleIndex(config.limits)
+        self._load_stored = stored  # limits set through the admin API or the CLI, from SQL
+        self._refresh_seconds = refresh_seconds
+        self._refresher: asyncio.Task[None] | None = None
         self._periods = Periods(config.zone)
         self._lease_ms = round(lease_seconds * 1000)
         self._clock = clock
@@ -115,16 +120,39 @@ class Quotas:
         self.fail_open_admissions = 0
 
     async def start(self) -> None:
-        if self._index.needs_tokens:  # the tokenizer takes a second to load: not on a request
-            await asyncio.to_thread(count_text, "warm up")
+        await self.refresh()
+        if self._load_stored is not None:
+            self._refresher = asyncio.create_task(self._refresh_forever(), name="quota-limits")
+        # The tokenizer takes a second to load: not on a request. Loaded anyway, as a limit that
+        # needs it may be set through the admin API at any time.
+        await asyncio.to_thread(count_text, "warm up")
         if self._shared is not None:
             self._flusher = asyncio.create_task(self._flush_forever(), name="quota-settlements")
+
+    @property
+    def file_rules(self) -> tuple[LimitRule, ...]:
+        return self._config.limits
+
+    async def refresh(self) -> None:
+        """Take up the stored limits now (after an admin change; else every refresh interval)."""
+        if self._load_stored is not None:
+            self._index = RuleIndex(self._config.limits + tuple(await self._load_stored()))
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_seconds)
+            try:
+                await self.refresh()
+            except Exception as exc:  # SQL away: keep the limits known so far
+                log.warning("stored quota limits not reloaded (%s); keeping the previous ones", type(exc).__name__)
 
     async def stop(self) -> None:
         """Write what is pending, within a bound. The flusher is asked to finish rather than
         cancelled: a cancellation landing inside the Redis client can be swallowed there."""
         self._closing = True
         self._wakeup.set()
+        if self._refresher is not None:
+            self._refresher.cancel()
         if self._flusher is not None:
             await asyncio.wait({self._flusher}, timeout=_STOP_SECONDS)
             if not self._flusher.done():
@@ -169,10 +197,14 @@ class Quotas:
         admission.headers = _rate_headers(held, {i: c.limit - used[i] - amounts[i] for i, c in enumerate(held)}, now)
         return admission
 
-    async def usage(self, key: KeyInfo, user: str | None = None) -> list[LimitUsage]:
-        """Where the key stands against every limit that applies to it (any model), now."""
+    async def usage(
+        self, key: KeyInfo, user: str | None = None, extra: list[LimitRule] | None = None
+    ) -> list[LimitUsage]:
+        """Where the key stands against every limit that applies to it (any model), now. ``extra``:
+        stored limits, for a caller that has not started this instance (the CLI)."""
         now = self._clock()
-        held = counters(self._index.matching(key, user, None), now, self._periods, self._lease_ms)
+        index = RuleIndex(self._config.limits + tuple(extra)) if extra else self._index
+        held = counters(index.matching(key, user, None), now, self._periods, self._lease_ms)
         store = self._store_for_reading(now)
         try:
             used = await store.read(held, now)
