@@ -114,6 +114,8 @@ async def test_redis_stopped_mid_load_then_restarted(
             stop.set()
             seen = await load
             after = len(await redis.quota_keys())
+            async with gateway.http() as http:
+                metrics = (await http.get("/metrics")).text
         assert before > 0 and after > 0  # counted in Redis before, and again after its return
         assert max(elapsed for _, elapsed, _, _ in seen) < 2.0  # never a hang
         assert 500 not in {status for _, _, status, _ in seen}
@@ -124,6 +126,7 @@ async def test_redis_stopped_mid_load_then_restarted(
             assert {status for status, _ in outage} == {200}
             assert gateway.runtime.quotas.fail_open_admissions > 0
             assert "fail-open" in caplog.text
+            assert f"gateway_quota_fail_open_admissions_total {gateway.runtime.quotas.fail_open_admissions}" in metrics
         else:
             assert set(outage) == {(503, "service_unavailable")}
     finally:

@@ -1,4 +1,5 @@
-"""``/healthz``: the process answers. ``/readyz``: the database and Redis answer too."""
+"""``/healthz``: the process answers. ``/readyz``: the database and Redis answer too. ``/metrics``:
+the counters an operator alerts on, in Prometheus' text format."""
 
 from __future__ import annotations
 
@@ -29,6 +30,24 @@ class HealthController(Controller):
         return Response(
             {"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
         )
+
+    @get("/metrics", summary="Counters in Prometheus' text format", media_type="text/plain; version=0.0.4")
+    async def metrics(self, request: Request[Any, Any, Any]) -> str:
+        runtime: Runtime = request.app.state.runtime
+        quotas = runtime.quotas
+        lines = [
+            "# HELP gateway_quota_fail_open_admissions_total Requests admitted on this replica's own counters "
+            "while Redis was unreachable (when_redis_is_down: open).",
+            "# TYPE gateway_quota_fail_open_admissions_total counter",
+            f"gateway_quota_fail_open_admissions_total {quotas.fail_open_admissions}",
+            "# HELP gateway_quota_settlements_pending Quota settlements waiting to be written to Redis.",
+            "# TYPE gateway_quota_settlements_pending gauge",
+            f"gateway_quota_settlements_pending {quotas.settlements_pending}",
+            "# HELP gateway_usage_records_written_total Usage records this process wrote to SQL.",
+            "# TYPE gateway_usage_records_written_total counter",
+            f"gateway_usage_records_written_total {runtime.ledger.written}",
+        ]
+        return "\n".join(lines) + "\n"
 
 
 async def _check_database(runtime: Runtime) -> str:

@@ -130,6 +130,10 @@ class Quotas:
             self._flusher = asyncio.create_task(self._flush_forever(), name="quota-settlements")
 
     @property
+    def settlements_pending(self) -> int:
+        return len(self._pending)
+
+    @property
     def file_rules(self) -> tuple[LimitRule, ...]:
         return self._config.limits
 
