@@ -208,6 +208,10 @@ def _quotas_usage(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         settings = Settings.load()
+        if not settings.redis_url:
+            # Embedded mode counts in the gateway's own process: only it can say where a key stands.
+            print("embedded mode: quota counters live in the running gateway; ask it at GET /admin/quotas/usage")
+            raise SystemExit(1)
         async with _key_service() as keys, _limit_service() as limits:
             info = await keys.info(args.key)
             stored = [limit.rule for limit in await limits.list()]

@@ -88,8 +88,9 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
         quotas = Quotas(
             load_quota_config(settings.quotas_file),
             settings.redis_url or None,
-            # A request that never settles (its replica died) frees its concurrency slot after this.
-            lease_seconds=settings.upstream_timeout_seconds + 60,
+            # A request that never settles (its replica died) frees its concurrency slot after this;
+            # a request running longer (a stream of hours) loses its slot then.
+            lease_seconds=max(settings.upstream_timeout_seconds + 60, 3600),
             upstream=upstream,
             stored=lambda: _stored_rules(limits),
             refresh_seconds=settings.quota_refresh_seconds,

@@ -99,3 +99,76 @@ def test_budgets_are_kept_in_nano_usd() -> None:
         {"limits": [{"scope": "team", "name": "ml", "budget": {"micro_usd": 5_000_000, "period": "month"}}]}, "f"
     )
     assert config.limits[0].budget == Budget(nano_usd=5_000_000_000, period="month")
+
+
+async def test_redis_settlements_apply_once_and_take_backs_only_what_was_reserved() -> None:
+    client = RespClient(REDIS_URL)
+    store = RedisStore(client, timeout_seconds=2.0)
+    try:
+        counters, now = _counters(), 1_000_000.0
+        await store.reserve(counters, [3, 2, 1], "once", now)
+        settlement = Settlement(counters, [-1, 0, 0], "once")
+        await store.settle([settlement, settlement])  # a batch retried after its answer was lost
+        assert await store.read(counters, now) == [2, 2, 0]
+        # The answer to a reservation was lost, so the gateway takes it back: it applies only if
+        # Redis did reserve it, and only once.
+        await store.reserve(counters, [4, 1, 1], "lost", now)
+        take_back = Settlement(counters, [-4, -1, 0], "lost")
+        await store.settle([take_back, take_back, Settlement(counters, [-9, -9, 0], "never-reserved")])
+        assert await store.read(counters, now) == [2, 2, 0]
+    finally:
+        await client.aclose()
+
+
+def test_two_rules_on_one_target_share_a_counter_with_the_tighter_limit() -> None:
+    from gateway.keys.model import KeyInfo
+    from gateway.quotas.plan import Periods, RuleIndex, counters
+
+    loose = LimitRule(scope="key", name="*", per_minute={"requests": 10})
+    tight = LimitRule(scope="key", name="*", per_minute={"requests": 5})  # the same target, set twice
+    own = LimitRule(scope="key", name="sk-gw-own", per_minute={"requests": 100})
+    key = KeyInfo(uuid.uuid4(), "sk-gw-own", "k", uuid.uuid4(), None, None, None, None, "org")
+    matched = RuleIndex((loose, tight, own)).matching(key, None, "m")
+    held = counters(matched, 0.0, Periods(ZoneInfo("UTC")), 1000)
+    assert sorted(c.limit for c in held) == [5, 100]
+
+
+async def test_a_refusal_while_failing_open_is_a_429_not_a_500() -> None:
+    from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
+    from gateway.errors import RateLimited
+    from gateway.keys.model import KeyInfo
+    from gateway.proxy.body import CHAT
+    from gateway.quotas.service import Quotas
+
+    config = parse_quota_config({"limits": [{"scope": "key", "requests_per_minute": 1}]}, "f")
+    quotas = Quotas(config, "redis://127.0.0.1:9/0", lease_seconds=60)  # nothing listens there
+    key = KeyInfo(uuid.uuid4(), "sk-gw-x", "k", uuid.uuid4(), None, None, None, None, "org")
+    backend = BackendTarget(uuid.uuid4(), "b", "openai", "http://x", None, headers={})
+    route = ModelRoute("m", uuid.uuid4(), uuid.uuid4(), 1, backend, "m", {}, Prices(), 0)
+    payload = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert await quotas.admit("r1", key, route, CHAT, payload) is not None
+    with pytest.raises(RateLimited):
+        await quotas.admit("r2", key, route, CHAT, payload)
+    assert quotas.fail_open_admissions == 2
+    await quotas.stop()
+
+
+def test_estimates_count_tools_earlier_calls_token_ids_and_every_choice() -> None:
+    from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
+    from gateway.proxy.body import CHAT, EMBEDDINGS
+    from gateway.quotas.estimate import estimate
+
+    backend = BackendTarget(uuid.uuid4(), "b", "openai", "http://x", None, headers={})
+    route = ModelRoute("m", uuid.uuid4(), uuid.uuid4(), 1, backend, "m", {}, Prices(), 0)
+    schema = {"type": "object", "properties": {f"field_{i}": {"type": "string"} for i in range(40)}}
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": schema}}]
+    plain = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}
+    assert (
+        estimate({**plain, "tools": tools}, CHAT, route, 100).prompt_tokens
+        > estimate(plain, CHAT, route, 100).prompt_tokens + 200
+    )
+    call = {"id": "c", "type": "function", "function": {"name": "lookup", "arguments": "x " * 500}}
+    with_call = {**plain, "messages": [*plain["messages"], {"role": "assistant", "tool_calls": [call]}]}
+    assert estimate(with_call, CHAT, route, 100).prompt_tokens > 500
+    assert estimate({**plain, "n": 3}, CHAT, route, 100).completion_tokens == 30
+    assert estimate({"input": [[1, 2, 3], [4, 5]]}, EMBEDDINGS, route, 100).prompt_tokens == 5

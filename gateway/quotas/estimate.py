@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from gateway.catalog.registry import ModelRoute
 from gateway.ledger.tokens import count_text, prompt_text
 from gateway.ledger.usage import Usage
@@ -18,6 +20,7 @@ from gateway.proxy.body import CHAT, COMPLETIONS, IMAGES, MESSAGES, RESPONSES, S
 
 PER_MESSAGE = 4  # role and separators, as OpenAI's own counting guide has it
 PER_IMAGE = 1_105  # a high-detail 1024x1024 image on gpt-4o; smaller ones cost less
+_json = msgspec.json.Encoder()
 _CAPS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 _GENERATES = {CHAT.path, COMPLETIONS.path, RESPONSES.path, MESSAGES.path}
 
@@ -31,9 +34,35 @@ def estimate(payload: dict[str, Any], endpoint: Endpoint, route: ModelRoute, def
         return Usage(characters=len(text) if isinstance(text, str) else 0)
     if endpoint.form:
         return Usage()  # an upload's seconds are known only from the backend's answer
-    prompt = count_text(prompt_text(payload)) + _overhead(payload)
+    prompt = count_text(_text(payload)) + _overhead(payload) + _token_arrays(payload.get("input"))
     output = (_cap(payload) or _cap(route.params) or default_output) if endpoint.path in _GENERATES else 0
-    return Usage(prompt_tokens=prompt, completion_tokens=output)
+    n = payload.get("n")
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1  # each choice is billed
+    return Usage(prompt_tokens=prompt, completion_tokens=output * choices)
+
+
+def _text(payload: dict[str, Any]) -> str:
+    """Everything of the prompt that is text: messages, tool definitions, earlier tool calls'
+    arguments, an Anthropic system prompt."""
+    parts = [prompt_text(payload)]
+    for name in ("tools", "functions", "system"):
+        value = payload.get(name)
+        if value:
+            parts.append(value if isinstance(value, str) else _json.encode(value).decode())
+    for message in payload.get("messages") or ():
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        if calls:
+            parts.append(_json.encode(calls).decode())
+    return "\n".join(parts)
+
+
+def _token_arrays(value: Any) -> int:
+    """Inputs sent as token ids (embeddings, legacy completions) count one token per id."""
+    if isinstance(value, list) and value and all(isinstance(t, int) for t in value):
+        return len(value)
+    if isinstance(value, list):
+        return sum(len(item) for item in value if isinstance(item, list) and all(isinstance(t, int) for t in item))
+    return 0
 
 
 def _overhead(payload: dict[str, Any]) -> int:

@@ -77,19 +77,27 @@ class Periods:
 
 
 def counters(matched: list[tuple[LimitRule, str]], now: float, periods: Periods, lease_ms: int) -> list[Counter]:
+    """The counters of the matched rules. Two rules on one subject, model and name (the file's and
+    the admin API's, say) share a counter, which keeps the tighter limit: counted once, never twice."""
     minute = math.floor(now / 60)
-    out: list[Counter] = []
+    out: dict[str, Counter] = {}
     for rule, subject in matched:
-        base = f"gw:q:{subject}:{rule.model or '*'}"
-        for metric, limit in rule.per_minute.items():
-            out.append(Counter(f"{base}:{metric}:m{minute}", metric, limit, _MINUTE_TTL_MS, (minute + 1) * 60, rule))
+        base = f"gw:q:{subject}:{rule.model or '*'}:{rule.name}"
+        found: list[Counter] = [
+            Counter(f"{base}:{metric}:m{minute}", metric, limit, _MINUTE_TTL_MS, (minute + 1) * 60, rule)
+            for metric, limit in rule.per_minute.items()
+        ]
         if rule.concurrent is not None:
-            out.append(Counter(f"{base}:{CONCURRENT}", CONCURRENT, rule.concurrent, lease_ms, now + 1, rule))
+            found.append(Counter(f"{base}:{CONCURRENT}", CONCURRENT, rule.concurrent, lease_ms, now + 1, rule))
         if rule.budget is not None:
             period, ends = periods.of(rule.budget, now)
             ttl = round((ends - now + _SPEND_KEPT.total_seconds()) * 1000)
-            out.append(Counter(f"{base}:{SPEND}:{period}", SPEND, rule.budget.nano_usd, ttl, ends, rule))
-    return out
+            found.append(Counter(f"{base}:{SPEND}:{period}", SPEND, rule.budget.nano_usd, ttl, ends, rule))
+        for counter in found:
+            known = out.get(counter.key)
+            if known is None or counter.limit < known.limit:
+                out[counter.key] = counter
+    return list(out.values())
 
 
 def budget_period(budget: Budget, now: float, zone: ZoneInfo) -> tuple[str, float]:

@@ -20,8 +20,9 @@ _T = TypeVar("_T")
 # refusal: one call per counter in the common case, where checking first would take two.
 _RESERVE = """
 local now, member = tonumber(ARGV[1]), ARGV[2]
+local n = #KEYS - 1  -- the last key is this reservation's marker
 local used, failed = {}, 0
-for i = 1, #KEYS do
+for i = 1, n do
   local at = 2 + (i - 1) * 4
   local kind, amount, limit = ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
   if kind == 'c' then
@@ -48,7 +49,7 @@ if failed > 0 then  -- take back what this request added, so a refusal changes n
   end
   return {failed, used[failed]}
 end
-for i = 1, #KEYS do  -- leases last: every counter is known to have room
+for i = 1, n do  -- leases last: every counter is known to have room
   local at = 2 + (i - 1) * 4
   if ARGV[at + 1] == 'c' then
     local ttl = tonumber(ARGV[at + 4])
@@ -56,13 +57,19 @@ for i = 1, #KEYS do  -- leases last: every counter is known to have room
     redis.call('PEXPIRE', KEYS[i], ttl)
   end
 end
+redis.call('SET', KEYS[#KEYS], '1', 'PX', tonumber(ARGV[3 + n * 4]))  -- settle applies it once
 table.insert(used, 1, 0)
 return used
 """
 
-# KEYS: the counters. ARGV: member, then per counter: kind, delta.
+# KEYS: the counters, then the reservation's marker. ARGV: member, then per counter: kind, delta.
+# Only the first settlement of a reservation that exists applies: a batch retried after a lost
+# answer, or a take-back for a reservation that never happened, changes nothing.
 _SETTLE = """
-for i = 1, #KEYS do
+if redis.call('DEL', KEYS[#KEYS]) == 0 then
+  return 0
+end
+for i = 1, #KEYS - 1 do
   local kind, delta = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
   if kind == 'c' then
     redis.call('ZREM', KEYS[i], ARGV[1])
@@ -87,6 +94,13 @@ return out
 """
 
 
+_FAILED_OVER = ("READONLY", "MASTERDOWN", "LOADING")
+
+
+def _marker(member: str) -> str:
+    return f"gw:q:r:{member}"
+
+
 def _kind(counter: Counter) -> str:
     return "c" if counter.metric == CONCURRENT else "s"
 
@@ -101,9 +115,10 @@ class RedisStore:
     """Counters in Redis, through the quota step's own client (``resp``): one script call each for
     reserving and reading, settlements sent back to back on the same connection."""
 
-    def __init__(self, client: RespClient, timeout_seconds: float) -> None:
+    def __init__(self, client: RespClient, timeout_seconds: float, marker_ms: int = 2 * 3_600_000) -> None:
         self._client = client
         self._timeout = timeout_seconds
+        self._marker_ms = marker_ms  # a reservation not settled within this is left as reserved
         self._reserve = _Script(_RESERVE)
         self._settle = _Script(_SETTLE)
         self._read = _Script(_READ)
@@ -112,7 +127,9 @@ class RedisStore:
         args: list[str | int] = [round(now * 1000), member]
         for counter, amount in zip(counters, amounts, strict=True):
             args += [_kind(counter), amount, counter.limit, counter.ttl_ms]
-        result = await self._timed(self._call(self._reserve, [c.key for c in counters], args))
+        args.append(self._marker_ms)
+        keys = [c.key for c in counters] + [_marker(member)]
+        result = await self._timed(self._call(self._reserve, keys, args))
         if result[0] != 0:
             raise Denied(int(result[0]) - 1, int(result[1]))
         return [int(value) for value in result[1:]]
@@ -127,8 +144,7 @@ class RedisStore:
                 if delta or counter.metric == CONCURRENT:  # a request counter settles as it was
                     keys.append(counter.key)
                     args += [_kind(counter), delta]
-            if keys:
-                calls.append(self._call(self._settle, keys, args))
+            calls.append(self._call(self._settle, [*keys, _marker(settlement.member)], args))
         await self._timed(asyncio.gather(*calls), scale=4)
 
     async def read(self, counters: Sequence[Counter], now: float) -> list[int]:
@@ -149,6 +165,6 @@ class RedisStore:
             async with asyncio.timeout(self._timeout * scale):
                 return await work
         except (RespError, ConnectionLost, OSError, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError):
-                self._client.drop()
+            if isinstance(exc, TimeoutError) or str(exc).startswith(_FAILED_OVER):
+                self._client.drop()  # a stalled or demoted server: the next call connects afresh
             raise StoreDown(type(exc).__name__) from exc

@@ -5,7 +5,8 @@ script call and topped out near 2,600 calls/s on one event loop, most of it in i
 pool and command packing. Redis answers a connection's commands in order, so one connection can
 carry every concurrent request: each call writes its command and waits for the next reply in
 line. The replies are parsed by hiredis. A call that times out poisons the order of replies, so
-the connection is dropped and the next call opens a new one.
+the connection is dropped and the next call opens a new one (as after an error reply saying the
+server cannot serve writes: a failed-over replica).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import hiredis
+
+_CONNECT_SECONDS = 2.0
 
 
 class RespError(Exception):
@@ -83,11 +86,7 @@ class RespClient:
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         conn.waiters.append(waiter)
         conn.transport.write(_pack(args))
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            self.drop()  # the reply will still come, out of turn for nobody: start afresh
-            raise
+        return await waiter  # a caller that gives up leaves its waiter in line: replies stay aligned
 
     def drop(self) -> None:
         """Close the connection (after a timeout): replies may no longer line up with callers."""
@@ -108,9 +107,23 @@ class RespClient:
         return self._conn
 
     async def _connect(self) -> _Protocol:
+        async with asyncio.timeout(_CONNECT_SECONDS):  # a server that accepts but never answers
+            return await self._open()
+
+    async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_connection(_Protocol, self._host, self._port, ssl=self._ssl)
         assert conn.transport is not None
+        try:
+            await self._setup(conn)
+        except BaseException:
+            conn.transport.abort()  # a refused AUTH or SELECT must not leave the socket open
+            raise
+        return conn
+
+    async def _setup(self, conn: _Protocol) -> None:
+        assert conn.transport is not None
+        loop = asyncio.get_running_loop()
         setup: list[tuple[Any, ...]] = []
         if self._password is not None:
             setup.append(("AUTH", self._username, self._password) if self._username else ("AUTH", self._password))
@@ -121,7 +134,6 @@ class RespClient:
             conn.waiters.append(waiter)
             conn.transport.write(_pack(command))
             await waiter
-        return conn
 
     async def aclose(self) -> None:
         self.drop()

@@ -20,11 +20,11 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.catalog.registry import ModelRoute
+from gateway.catalog.registry import ModelRoute, Prices
 from gateway.errors import QuotaExceeded, RateLimited, ServiceUnavailable
 from gateway.keys.model import KeyInfo
 from gateway.ledger.tokens import count_text
@@ -59,8 +59,12 @@ class Admission:
     estimate: Usage
     estimated_cost: int
     store: CounterStore
+    prices: Prices | None = None
     settled: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+
+    def estimated_cost_of(self, usage: Usage) -> int:
+        return self.prices.cost_nano_usd(usage) if self.prices is not None else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +112,14 @@ class Quotas:
         self._clock = clock
         self._local = MemoryStore()
         self._client = RespClient(redis_url) if redis_url else None
-        self._shared = RedisStore(self._client, redis_timeout_seconds) if self._client is not None else None
+        marker_ms = max(2 * self._lease_ms, 7_200_000)
+        self._shared = RedisStore(self._client, redis_timeout_seconds, marker_ms) if self._client else None
         self._alerter = Alerter(config.alerts, upstream, self._client)
         self._redis_down_until = 0.0
         self._warned_at = -_WARN_EVERY
         # Settlements for Redis wait here and go in batches, one round trip each, off the request path.
-        self._pending: deque[Settlement] = deque(maxlen=_MAX_PENDING)
+        self._pending: deque[Settlement] = deque()
+        self.settlements_dropped = 0
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
@@ -181,23 +187,28 @@ class Quotas:
         held = counters(matched, now, self._periods, self._lease_ms)
         needs_usage = any(c.metric in _TOKEN_METRICS or c.metric == SPEND for c in held)
         usage = estimate(payload, endpoint, route, self._config.default_output_tokens) if needs_usage else Usage()
-        cost = route.prices.cost_nano_usd(usage) if needs_usage else 0
+        cost = _estimated_cost(route.prices, usage) if needs_usage else 0
         amounts = [_amount(c.metric, usage, cost) for c in held]
         store = self._store(now)
         try:
-            used = await store.reserve(held, amounts, request_id, now)
-        except StoreDown:
-            store = self._redis_failed(now)
-            used = await store.reserve(held, amounts, request_id, now)
+            try:
+                used = await store.reserve(held, amounts, request_id, now)
+            except StoreDown:
+                if store is self._shared:
+                    # Redis may have applied it before the answer was lost: take it back there (a
+                    # settlement applies once at most, and only to a reservation that exists).
+                    self._queue(Settlement(held, [-amount for amount in amounts], request_id))
+                store = self._redis_failed(now)
+                used = await store.reserve(held, amounts, request_id, now)
         except Denied as denied:
             counter = held[denied.index]
-            if counter.metric == SPEND:  # a refused budget has reached its end
-                self._alerter.crossed(counter, denied.used, counter.limit, now)
+            if counter.metric == SPEND:  # thresholds the spend itself has passed, not the estimate
+                self._alerter.crossed(counter, 0, denied.used, now)
             raise _refusal(held, amounts, denied, now) from None
         for index, counter in enumerate(held):
             if counter.metric == SPEND and amounts[index]:
                 self._alerter.crossed(counter, used[index], used[index] + amounts[index], now)
-        admission = Admission(request_id, held, amounts, used, usage, cost, store)
+        admission = Admission(request_id, held, amounts, used, usage, cost, store, route.prices)
         admission.headers = _rate_headers(held, {i: c.limit - used[i] - amounts[i] for i, c in enumerate(held)}, now)
         return admission
 
@@ -222,19 +233,30 @@ class Quotas:
             return self._local
         return self._shared
 
-    def settle(self, admission: Admission, usage: Usage | None, cost: int) -> None:
-        """Replace the estimate with what was used: at once in this process, batched for Redis."""
+    def settle(self, admission: Admission, usage: Usage | None, cost: int, *, outcome_unknown: bool = False) -> None:
+        """Replace the estimate with what was used: at once in this process, batched for Redis.
+        ``outcome_unknown``: the backend may have worked on the request though no usage came back
+        (the client left, the backend timed out): its prompt is charged as estimated."""
         if admission.settled:
             return
         admission.settled = True
+        if usage is None and outcome_unknown:
+            usage = Usage(prompt_tokens=admission.estimate.prompt_tokens)
+            cost = admission.estimated_cost_of(usage)
         real = usage or Usage()
         pairs = zip(admission.counters, admission.amounts, strict=True)
         deltas = [_amount(counter.metric, real, cost) - amount for counter, amount in pairs]
         settlement = Settlement(admission.counters, deltas, admission.member)
         if admission.store is self._local:
             self._local.apply(settlement)
-            return
-        self._pending.append(settlement)  # beyond _MAX_PENDING the oldest is dropped: its window ends
+        else:
+            self._queue(settlement)
+
+    def _queue(self, settlement: Settlement) -> None:
+        if len(self._pending) >= _MAX_PENDING:  # Redis away for long: the oldest go, their windows end
+            self._pending.popleft()
+            self.settlements_dropped += 1
+        self._pending.append(settlement)
         self._wakeup.set()
 
     async def _flush_forever(self) -> None:
@@ -278,6 +300,14 @@ class Quotas:
             self._warned_at = now
             log.warning("Redis unreachable: quotas are counted per replica until it returns (fail-open)")
         return self._local
+
+
+def _estimated_cost(prices: Prices, usage: Usage) -> int:
+    """The estimate's cost, its prompt at the dearer of the input and cache-write prices: a backend
+    that writes the prompt to its cache (Anthropic charges 1.25x for that) costs no more than this."""
+    return max(
+        prices.cost_nano_usd(usage), prices.cost_nano_usd(replace(usage, cache_write_tokens=usage.prompt_tokens))
+    )
 
 
 def _amount(metric: str, usage: Usage, cost: int) -> int:
