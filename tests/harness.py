@@ -166,6 +166,9 @@ models:
     backend: fake
     upstream_model: fake-tokens-12-7
     prices: {{input: 1000000, output: 2000000}}
+  quota-fail:
+    backend: fake
+    upstream_model: fake-error-500
   quota-slow:
     backend: fake
     upstream_model: fake-slow-1500-tokens-12-7

@@ -25,6 +25,7 @@ limits:
   - {scope: key, name: "*", model: quota-slow, concurrent_requests: 2}
   - {scope: team, name: "*", model: quota-budget, budget: {micro_usd: 100, period: day}}
   - {scope: user, name: "*", model: quota-user, requests_per_minute: 2}
+  - {scope: key, name: "*", model: quota-fail, requests_per_minute: 1, tokens_per_minute: 50}
 """
 
 
@@ -187,3 +188,14 @@ async def test_usage_against_limits_through_the_admin_api_and_the_cli(limited: G
         assert "quota-rpm" in printed and "counted in redis" in printed
         line = next(line for line in printed.splitlines() if "quota-rpm" in line and "requests" in line)
         assert line.split()[4:7] == ["3", "1", "2"]
+
+
+async def test_a_failed_request_releases_its_whole_reservation(limited: Gateway) -> None:
+    key = await limited.create_key("failing")
+    client = limited.openai(key)
+    await _clear_of_minute_boundary()
+    for _ in range(3):  # the backend fails each time; none uses up the one request a minute
+        with pytest.raises(openai.InternalServerError):
+            await client.chat.completions.create(model="quota-fail", messages=PROMPT, max_tokens=20)
+        await asyncio.sleep(0.05)
+    assert sum(1 for r in limited.upstream.requests if r.body and r.body.get("model") == "fake-error-500") >= 3

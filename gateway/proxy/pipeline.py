@@ -195,7 +195,9 @@ class Pipeline:
             # No usage after the client left or the backend timed out: the backend may still have
             # worked on the prompt, so it is charged as estimated rather than not at all.
             unknown = exchange.usage is None and exchange.status in (499, 504)
-            self._quotas.settle(exchange.admission, exchange.usage, exchange.cost_nano_usd(), outcome_unknown=unknown)
+            failed = exchange.status >= 400
+            cost = exchange.cost_nano_usd()
+            self._quotas.settle(exchange.admission, exchange.usage, cost, failed=failed, outcome_unknown=unknown)
         self._ledger.record(exchange.to_row())
 
     async def _forward(self, route: ModelRoute, adapter: Adapter, upstream: UpstreamRequest) -> bytes:

@@ -233,10 +233,20 @@ class Quotas:
             return self._local
         return self._shared
 
-    def settle(self, admission: Admission, usage: Usage | None, cost: int, *, outcome_unknown: bool = False) -> None:
+    def settle(
+        self,
+        admission: Admission,
+        usage: Usage | None,
+        cost: int,
+        *,
+        failed: bool = False,
+        outcome_unknown: bool = False,
+    ) -> None:
         """Replace the estimate with what was used: at once in this process, batched for Redis.
-        ``outcome_unknown``: the backend may have worked on the request though no usage came back
-        (the client left, the backend timed out): its prompt is charged as estimated."""
+        ``failed``: the request failed, and releases its whole reservation, its place among the
+        requests of the minute included. ``outcome_unknown``: the backend may have worked on the
+        request though no usage came back (the client left, the backend timed out): its prompt is
+        charged as estimated."""
         if admission.settled:
             return
         admission.settled = True
@@ -245,7 +255,10 @@ class Quotas:
             cost = admission.estimated_cost_of(usage)
         real = usage or Usage()
         pairs = zip(admission.counters, admission.amounts, strict=True)
-        deltas = [_amount(counter.metric, real, cost) - amount for counter, amount in pairs]
+        deltas = [
+            -amount if failed and counter.metric == "requests" else _amount(counter.metric, real, cost) - amount
+            for counter, amount in pairs
+        ]
         settlement = Settlement(admission.counters, deltas, admission.member)
         if admission.store is self._local:
             self._local.apply(settlement)
