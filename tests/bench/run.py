@@ -69,6 +69,7 @@ class Plan:
     pinning: Pinning
     log_level: str
     redis_url: str
+    quotas: bool = False
 
     @property
     def stream_model(self) -> str:
@@ -77,7 +78,8 @@ class Plan:
     def describe(self) -> list[str]:
         return [
             f"CPUs: {os.cpu_count()}; {self.pinning.note}",
-            f"gateway: {self.workers} worker(s), PostgreSQL + Redis, auth and usage recording on",
+            f"gateway: {self.workers} worker(s), PostgreSQL + Redis, auth and usage recording on"
+            + (", quotas on every scope (14 counters per request)" if self.quotas else ""),
             f"max throughput: wrk {self.threads} threads x {self.connections} connections x "
             f"{self.duration:g}s (after {self.warmup:g}s warm-up), non-streaming {MODEL}",
             f"fixed rate: {self.rate:g} req/s x {self.duration:g}s open loop (after {self.rate_warmup:g}s "
@@ -114,6 +116,7 @@ def chat_body(model: str, stream: bool) -> str:
         "model": model,
         "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
         "max_tokens": 16,
+        "user": "bench-user",  # an end user, for the quota rules on users (--quotas)
     }
     if stream:
         body["stream"] = True
@@ -215,6 +218,22 @@ def write_models(path: Path, upstream_port: int, plan: Plan) -> Path:
     return path
 
 
+def write_quotas(path: Path) -> Path:
+    """Every scope checked on every request: 14 counters, none ever full."""
+    big = "requests_per_minute: 1000000000, tokens_per_minute: 1000000000000"
+    path.write_text(
+        "limits:\n"
+        f"  - {{scope: org, name: '*', {big}, concurrent_requests: 100000,"
+        " budget: {micro_usd: 1000000000000, period: month}}\n"
+        f"  - {{scope: team, name: '*', {big}, budget: {{micro_usd: 1000000000000, period: day}}}}\n"
+        f"  - {{scope: key, name: '*', {big}, concurrent_requests: 100000}}\n"
+        "  - {scope: user, name: '*', requests_per_minute: 1000000000, input_tokens_per_minute: 1000000000000}\n"
+        f"  - {{scope: key, name: '*', model: {MODEL}, requests_per_minute: 1000000000,"
+        " output_tokens_per_minute: 1000000000000, budget: {micro_usd: 1000000000000, period: week}}\n"
+    )
+    return path
+
+
 def check_one_request(target: Target) -> None:
     """One chat completion before the load, so that a broken gateway fails with its own answer."""
     conn = http.client.HTTPConnection(LOOPBACK, target.port, timeout=10)
@@ -265,8 +284,10 @@ def run_gateway(
             "admin_key": "",
         }
     )
+    if plan.quotas:
+        env["GATEWAY_QUOTAS_FILE"] = str(write_quotas(data_dir / "quotas.yaml"))
     gateway_cli(["migrate"], env)
-    token = gateway_cli(["keys", "create", "--name", "bench"], env).splitlines()[0].strip()
+    token = gateway_cli(["keys", "create", "--name", "bench", "--team", "bench"], env).splitlines()[0].strip()
     if not token.startswith("sk-"):
         raise RuntimeError(f"`gateway keys create` printed {token!r}, expected a secret")
 
@@ -334,6 +355,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--database", default="gateway_bench", help="dropped and recreated per gateway run")
     parser.add_argument("--log-level", default="WARNING", help="GATEWAY_LOG_LEVEL for the gateway")
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary directory with logs")
+    parser.add_argument(
+        "--quotas",
+        action="store_true",
+        help="check quotas on every scope (org, team, key, end user and model; limits never reached)",
+    )
     return parser.parse_args(argv)
 
 
@@ -357,6 +383,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         pinning=Pinning.choose(args.pin, args.workers),
         log_level=args.log_level,
         redis_url=args.redis_url,
+        quotas=args.quotas,
     )
 
 
