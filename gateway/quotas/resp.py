@@ -59,9 +59,16 @@ class _Protocol(asyncio.Protocol):
 
 
 def _pack(args: tuple[Any, ...]) -> bytes:
+    """One command in RESP. Packing is a visible share of the quota step's CPU (py-spy under
+    load), hence the direct int formatting rather than going through str."""
     out = [b"*%d\r\n" % len(args)]
     for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        if isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, int):
+            data = b"%d" % arg
+        else:
+            data = str(arg).encode()
         out.append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(out)
 
