@@ -107,6 +107,7 @@ class Quotas:
         self._load_stored = stored  # limits set through the admin API or the CLI, from SQL
         self._refresh_seconds = refresh_seconds
         self._refresher: asyncio.Task[None] | None = None
+        self._warming: asyncio.Future[int] | None = None
         self._periods = Periods(config.zone)
         self._lease_ms = round(lease_seconds * 1000)
         self._clock = clock
@@ -129,9 +130,8 @@ class Quotas:
         await self.refresh()
         if self._load_stored is not None:
             self._refresher = asyncio.create_task(self._refresh_forever(), name="quota-limits")
-        # The tokenizer takes a second to load: not on a request. Loaded anyway, as a limit that
-        # needs it may be set through the admin API at any time.
-        await asyncio.to_thread(count_text, "warm up")
+        if self._warming is not None:
+            await self._warming  # limits that estimate tokens: ready before the first request
         if self._shared is not None:
             self._flusher = asyncio.create_task(self._flush_forever(), name="quota-settlements")
 
@@ -147,6 +147,10 @@ class Quotas:
         """Take up the stored limits now (after an admin change; else every refresh interval)."""
         if self._load_stored is not None:
             self._index = RuleIndex(self._config.limits + tuple(await self._load_stored()))
+        if self._index.needs_tokens and self._warming is None:
+            # The tokenizer takes a second and 140 MB to load: loaded off the event loop, and only
+            # once some limit counts tokens or money (not for a gateway without such limits).
+            self._warming = asyncio.ensure_future(asyncio.to_thread(count_text, "warm up"))
 
     async def _refresh_forever(self) -> None:
         while True:
