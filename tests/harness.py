@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import uvicorn
@@ -246,7 +247,14 @@ class Gateway:
 
     def openai(self, key: str, **kwargs: Any) -> openai.AsyncOpenAI:
         kwargs.setdefault("max_retries", 0)
+        # The SDK's own HTTP client closes itself from a finalizer that may run in any test (deep
+        # in a recursion-heavy one, say) and warn there; a plain one has no finalizer.
+        kwargs.setdefault("http_client", openai.DefaultAsyncHttpxClient())
         return openai.AsyncOpenAI(base_url=self.base_url + "/v1", api_key=key, **kwargs)
+
+    def anthropic(self, key: str) -> anthropic.AsyncAnthropic:
+        http_client = anthropic.DefaultAsyncHttpxClient()  # no finalizer, as for openai() above
+        return anthropic.AsyncAnthropic(base_url=self.base_url, api_key=key, max_retries=0, http_client=http_client)
 
     def http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, timeout=30)

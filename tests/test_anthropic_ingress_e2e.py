@@ -10,7 +10,7 @@ MESSAGES = [{"role": "user", "content": "Say hello"}]
 
 
 def _client(gateway: Gateway, key: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=gateway.base_url, api_key=key, max_retries=0)
+    return gateway.anthropic(key)
 
 
 @pytest.mark.parametrize("model", ["chat-model", "claude-model", "azure-model", "gemini-model", "bedrock-model"])

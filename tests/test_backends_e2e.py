@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import anthropic
 import pytest
 from harness import Gateway
 
@@ -96,7 +95,7 @@ async def test_streamed_and_plain_completions_cost_the_same(gateway: Gateway, ke
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_anthropic_sdk_image_input_reaches_every_backend(gateway: Gateway, key: str, model: str) -> None:
-    client = anthropic.AsyncAnthropic(base_url=gateway.base_url, api_key=key, max_retries=0)
+    client = gateway.anthropic(key)
     image: Any = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
     message = await client.messages.create(
         model=model,

@@ -74,7 +74,9 @@ async def test_gateway_serve_runs_the_readme_command(tmp_path: Path) -> None:
         try:
             base = f"http://127.0.0.1:{port}"
             await _wait_until_healthy(base)
-            client = openai.AsyncOpenAI(base_url=base + "/v1", api_key=secret, max_retries=0)
+            client = openai.AsyncOpenAI(
+                base_url=base + "/v1", api_key=secret, max_retries=0, http_client=openai.DefaultAsyncHttpxClient()
+            )
             reply = await client.chat.completions.create(
                 model="chat-model", messages=[{"role": "user", "content": "hello"}]
             )
