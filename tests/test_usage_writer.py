@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -183,6 +184,28 @@ async def test_stop_flushes_what_is_pending(engine: AsyncEngine, spill_file: Pat
     await writer.stop()
     assert await _count(engine) == 3
     assert not _spill_left(spill_file)
+
+
+async def test_stop_while_a_batch_is_being_written_loses_no_row(tmp_path: Path, spill_file: Path) -> None:
+    """Shutdown cancels the writer while its batch waits on a locked database: the batch is kept
+    and written by the final flush once the lock is gone."""
+    engine = await _migrated_engine(tmp_path / "locked.db")
+    blocker = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    try:
+        writer = _writer(engine, spill_file, batch_size=1)
+        await writer.start()
+        blocker.execute("BEGIN EXCLUSIVE")  # the writer's insert now waits (busy_timeout)
+        writer.record(_row())
+        await asyncio.sleep(0.3)  # the batch is taken and its insert is waiting on the lock
+        stopping = asyncio.create_task(writer.stop())
+        await asyncio.sleep(0.3)
+        blocker.execute("COMMIT")
+        await stopping
+        assert await _count(engine) == 1
+        assert not _spill_left(spill_file)
+    finally:
+        blocker.close()
+        await engine.dispose()
 
 
 async def test_rows_keep_their_values(engine: AsyncEngine, spill_file: Path) -> None:

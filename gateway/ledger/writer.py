@@ -126,7 +126,13 @@ class UsageWriter:
     async def _write_next(self) -> bool:
         """Write one batch; on failure put it back in front, in order."""
         batch = self._take()
-        if batch and not await self._write(batch):
+        try:
+            written = await self._write(batch) if batch else True
+        except BaseException:
+            # Cancelled mid-write (shutdown): keep the rows. A replay skips any that did land.
+            self._pending.extendleft(reversed(batch))
+            raise
+        if not written:
             self._pending.extendleft(reversed(batch))
             self._wakeup.set()  # retry even if no new record arrives
             if len(self._pending) >= self._batch_size:
