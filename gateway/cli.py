@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from gateway.catalog.config import load_catalog_config
 from gateway.errors import GatewayError
 from gateway.settings import Settings, field_docs
+
+if TYPE_CHECKING:  # imported when used: `gateway --help` should not load SQLAlchemy
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from gateway.keys.service import KeyService
+    from gateway.quotas.limits import LimitService
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -252,37 +260,33 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class _limit_service:
-    """A LimitService on a short-lived engine (migrating first in embedded mode)."""
+@contextlib.asynccontextmanager
+async def _sessions() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """SQL sessions on a short-lived engine (migrating first in embedded mode)."""
+    from gateway.db.engine import create_engine, session_factory
+    from gateway.db.migrate import upgrade_async
 
-    async def __aenter__(self):  # type: ignore[no-untyped-def]
-        from gateway.db.engine import create_engine, session_factory
-        from gateway.db.migrate import upgrade_async
-        from gateway.quotas.limits import LimitService
-
-        settings = Settings.load()
-        if settings.should_migrate:
-            await upgrade_async(settings.effective_database_url)
-        self._engine = create_engine(settings.effective_database_url)
-        return LimitService(session_factory(self._engine))
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._engine.dispose()
+    settings = Settings.load()
+    if settings.should_migrate:
+        await upgrade_async(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
 
 
-class _key_service:
-    """A KeyService on a short-lived engine (migrating first in embedded mode)."""
+@contextlib.asynccontextmanager
+async def _key_service() -> AsyncIterator[KeyService]:
+    from gateway.keys.service import KeyService
 
-    async def __aenter__(self):  # type: ignore[no-untyped-def]
-        from gateway.db.engine import create_engine, session_factory
-        from gateway.db.migrate import upgrade_async
-        from gateway.keys.service import KeyService
+    async with _sessions() as sessions:
+        yield KeyService(sessions)
 
-        settings = Settings.load()
-        if settings.should_migrate:
-            await upgrade_async(settings.effective_database_url)
-        self._engine = create_engine(settings.effective_database_url)
-        return KeyService(session_factory(self._engine))
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self._engine.dispose()
+@contextlib.asynccontextmanager
+async def _limit_service() -> AsyncIterator[LimitService]:
+    from gateway.quotas.limits import LimitService
+
+    async with _sessions() as sessions:
+        yield LimitService(sessions)
