@@ -28,11 +28,11 @@ from gateway.ledger.writer import UsageWriter
 from gateway.providers.entra import EntraTokens
 from gateway.providers.registry import adapters
 from gateway.proxy.pipeline import Pipeline
-from gateway.proxy.upstream import Upstream
 from gateway.quotas.config import LimitRule, load_quota_config
 from gateway.quotas.limits import LimitService
 from gateway.quotas.service import Quotas
 from gateway.settings import Settings
+from gateway.upstream.client import Upstream
 
 log = logging.getLogger(__name__)
 

@@ -19,17 +19,17 @@ import anthropic
 import httpx
 import openai
 import uvicorn
+from fakes.fake_anthropic import FakeAnthropic
+from fakes.fake_azure import FakeAzure
+from fakes.fake_bedrock import FakeBedrock
+from fakes.fake_gemini import FakeGemini
+from fakes.fake_upstream import FakeUpstream
 from sqlalchemy import select
 
 from gateway.app import create_app
 from gateway.db.models import UsageRecord
 from gateway.runtime import Runtime
 from gateway.settings import Settings
-from gateway.testing.fake_anthropic import FakeAnthropic
-from gateway.testing.fake_azure import FakeAzure
-from gateway.testing.fake_bedrock import FakeBedrock
-from gateway.testing.fake_gemini import FakeGemini
-from gateway.testing.fake_upstream import FakeUpstream
 
 ADMIN_KEY = "test-admin-key"
 KEY_CACHE_TTL = 1.0

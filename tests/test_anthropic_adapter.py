@@ -20,9 +20,9 @@ from openai_spec import validate
 
 from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
 from gateway.errors import InvalidRequest, UnsupportedEndpoint, UpstreamError, UpstreamRejected
-from gateway.ledger.exchange import Usage
 from gateway.providers.anthropic import DEFAULT_MAX_TOKENS, AnthropicAdapter
-from gateway.proxy.body import CHAT, EMBEDDINGS
+from gateway.wire.endpoints import CHAT, EMBEDDINGS
+from gateway.wire.usage import Usage
 
 GOLDEN = Path(__file__).parent / "golden" / "anthropic"
 REQUEST_CASES = sorted(p.name for p in GOLDEN.glob("*.request.json"))

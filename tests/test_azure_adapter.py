@@ -20,14 +20,14 @@ from typing import Any
 
 import httpx
 import pytest
+from fakes.fake_azure import FakeAzure
 
 from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
 from gateway.errors import UpstreamError, UpstreamRejected
-from gateway.ledger.exchange import Usage
 from gateway.providers.azure import AzureOpenAIAdapter
 from gateway.providers.openai import OpenAIAdapter
-from gateway.proxy.body import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
-from gateway.testing.fake_azure import FakeAzure
+from gateway.wire.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
+from gateway.wire.usage import Usage
 
 GOLDEN = Path(__file__).parent / "golden" / "azure"
 REQUEST_CASES = sorted(p.name for p in GOLDEN.glob("*.request.json"))

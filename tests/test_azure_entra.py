@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
+from fakes.fake_azure import FakeAzure
 from harness import Gateway
 
 from gateway.catalog.config import EntraConfig, parse_catalog_config
 from gateway.errors import ConfigError
 from gateway.providers.entra import EntraTokens
-from gateway.proxy.upstream import Upstream
 from gateway.settings import Settings
-from gateway.testing.fake_azure import FakeAzure
+from gateway.upstream.client import Upstream
 
 PROMPT = [{"role": "user", "content": "Say hello"}]
 

@@ -7,9 +7,8 @@ import base64
 from typing import Any
 
 import pytest
+from fakes.fake_server import FakeServer
 from harness import Gateway
-
-from gateway.testing.fake_server import FakeServer
 
 MODELS = ["chat-model", "azure-model", "claude-model", "gemini-model", "bedrock-model"]
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 24).decode()

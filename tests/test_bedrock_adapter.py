@@ -28,17 +28,17 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 from botocore.eventstream import EventStreamBuffer
+from fakes.fake_bedrock import FakeBedrock
+from fakes.fake_bedrock_replies import event_frame, exception_frame, frame
 from openai_spec import validate
 
 from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
 from gateway.errors import InvalidRequest, UnsupportedEndpoint, UpstreamError, UpstreamRejected, UpstreamTimeout
-from gateway.ledger.exchange import Usage
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.bedrock import EVENT_STREAM, AwsCredentials, BedrockAdapter
 from gateway.providers.bedrock_signing import DefaultCredentials
-from gateway.proxy.body import CHAT, COMPLETIONS, EMBEDDINGS
-from gateway.testing.fake_bedrock import FakeBedrock
-from gateway.testing.fake_bedrock_replies import event_frame, exception_frame, frame
+from gateway.wire.endpoints import CHAT, COMPLETIONS, EMBEDDINGS
+from gateway.wire.usage import Usage
 
 GOLDEN = Path(__file__).parent / "golden" / "bedrock"
 REQUEST_CASES = sorted(p.name for p in GOLDEN.glob("*.request.json"))

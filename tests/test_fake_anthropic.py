@@ -7,14 +7,14 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, cast
 
 import anthropic
 import httpx
 import pytest
 from anthropic.types import ToolParam
-
-from gateway.testing.fake_anthropic import FakeAnthropic
+from fakes.fake_anthropic import FakeAnthropic
 
 REPLY = "This is a fake reply from Anthropic."
 HEADERS = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
@@ -378,7 +378,13 @@ async def test_not_started() -> None:
 
 async def test_cli_prints_address() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.testing.fake_anthropic", "--port", "0", stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "fakes.fake_anthropic",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parent,  # the fakes are the package `fakes` under tests/
     )
     try:
         assert process.stdout is not None

@@ -19,8 +19,7 @@ import httpx
 import jsonschema
 import pytest
 import yaml
-
-from gateway.testing.fake_upstream import FakeUpstream
+from fakes.fake_upstream import FakeUpstream
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPEC_CANDIDATES = [
@@ -487,7 +486,7 @@ async def test_stream_error_marker(client: httpx.AsyncClient, fake: FakeUpstream
 
 
 def test_markers_only_match_whole_words() -> None:
-    from gateway.testing.fake_markers import Behaviour, parse_behaviour
+    from fakes.fake_markers import Behaviour, parse_behaviour
 
     assert parse_behaviour("gpt-4o-2024-08-06") == Behaviour()
     assert parse_behaviour("fake-streamerror") == Behaviour(stream_error=True)
@@ -625,11 +624,11 @@ async def test_main_runs_until_sigterm() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "gateway.testing.fake_upstream",
+        "fakes.fake_upstream",
         "--port",
         "0",
         "--no-record",
-        cwd=REPO_ROOT,
+        cwd=REPO_ROOT / "tests",  # the fakes are the package `fakes` under tests/
         stdout=asyncio.subprocess.PIPE,
     )
     try:

@@ -18,16 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fakes.fake_gemini import FakeGemini
+from fakes.fake_gemini_replies import THOUGHT_SIGNATURE
 from openai_spec import validate
 
 from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
 from gateway.errors import InvalidRequest, UnsupportedEndpoint, UpstreamError, UpstreamRejected
-from gateway.ledger.exchange import Usage
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.gemini import GeminiAdapter
-from gateway.proxy.body import CHAT, COMPLETIONS, EMBEDDINGS
-from gateway.testing.fake_gemini import FakeGemini
-from gateway.testing.fake_gemini_replies import THOUGHT_SIGNATURE
+from gateway.wire.endpoints import CHAT, COMPLETIONS, EMBEDDINGS
+from gateway.wire.usage import Usage
 
 GOLDEN = Path(__file__).parent / "golden" / "gemini"
 REQUEST_CASES = sorted(p.name for p in GOLDEN.glob("*.request.json"))

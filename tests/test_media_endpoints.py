@@ -10,10 +10,9 @@ import struct
 import httpx
 import openai
 import pytest
+from fakes.fake_media import SPEECH_BYTES_PER_CHAR, TRANSCRIPT
 from harness import Gateway
 from openai_spec import validate
-
-from gateway.testing.fake_media import SPEECH_BYTES_PER_CHAR, TRANSCRIPT
 
 
 def wav(seconds: float, rate: int = 16_000) -> bytes:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gateway.errors import InvalidRequest, RequestTooLarge
-from gateway.proxy.multipart import FormStream
+from gateway.wire.multipart import FormStream
 
 AUDIO = bytes(range(256)) * 40 + b"\r\n--not-the-boundary\r\n\r\n--"
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from gateway.catalog.registry import Prices
-from gateway.ledger.exchange import Usage
 from gateway.ledger.tokens import estimate_stream_usage
 from gateway.providers.sse import OpenAIStreamTap
+from gateway.wire.usage import Usage
 
 # $0.15 / $0.075 / $0.60 per million tokens, in micro-USD per million tokens.
 PRICES = Prices(input=150_000, cached_input=75_000, output=600_000)

@@ -137,8 +137,8 @@ async def test_a_refusal_while_failing_open_is_a_429_not_a_500() -> None:
     from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
     from gateway.errors import RateLimited
     from gateway.keys.model import KeyInfo
-    from gateway.proxy.body import CHAT
     from gateway.quotas.service import Quotas
+    from gateway.wire.endpoints import CHAT
 
     config = parse_quota_config({"limits": [{"scope": "key", "requests_per_minute": 1}]}, "f")
     quotas = Quotas(config, "redis://127.0.0.1:9/0", lease_seconds=60)  # nothing listens there
@@ -155,8 +155,8 @@ async def test_a_refusal_while_failing_open_is_a_429_not_a_500() -> None:
 
 def test_estimates_count_tools_earlier_calls_token_ids_and_every_choice() -> None:
     from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
-    from gateway.proxy.body import CHAT, EMBEDDINGS
     from gateway.quotas.estimate import estimate
+    from gateway.wire.endpoints import CHAT, EMBEDDINGS
 
     backend = BackendTarget(uuid.uuid4(), "b", "openai", "http://x", None, headers={})
     route = ModelRoute("m", uuid.uuid4(), uuid.uuid4(), 1, backend, "m", {}, Prices(), 0)

@@ -17,13 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fakes.fake_upstream import FakeUpstream
 from harness import REDIS_URL, models_yaml
 from sqlalchemy import func, select, text
 from test_serve import _free_port, _run, _wait_until_healthy
 
 from gateway.db.engine import create_engine
 from gateway.db.models import UsageRecord
-from gateway.testing.fake_upstream import FakeUpstream
 
 DATABASE_URL = os.environ.get(
     "GATEWAY_TEST_REPLICAS_DATABASE_URL", "postgresql+asyncpg://gateway:gateway@127.0.0.1:5432/gateway_replicas"

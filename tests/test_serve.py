@@ -12,10 +12,9 @@ from pathlib import Path
 
 import httpx
 import openai
+from fakes.fake_upstream import FakeUpstream
 from harness import KEY_CACHE_TTL, Gateway, models_yaml
 from sqlalchemy import event
-
-from gateway.testing.fake_upstream import FakeUpstream
 
 
 async def test_health_readiness_and_schema(gateway: Gateway) -> None:

@@ -12,10 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from fakes.fake_media import TRANSCRIPT
 from harness import Gateway, running_gateway
 from test_media_endpoints import wav
-
-from gateway.testing.fake_media import TRANSCRIPT
 
 BOUNDARY = "edge-boundary"
 

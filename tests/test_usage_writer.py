@@ -21,8 +21,9 @@ from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
 from gateway.db.models import UsageRecord
 from gateway.keys.model import KeyInfo
-from gateway.ledger.exchange import Exchange, Usage
 from gateway.ledger.writer import UsageWriter
+from gateway.proxy.exchange import Exchange
+from gateway.wire.usage import Usage
 
 NEVER = 60.0  # a flush interval no test waits for
 

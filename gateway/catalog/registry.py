@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import ModelNotFound
-from gateway.ledger.usage import Usage
+from gateway.wire.usage import Usage
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ from gateway.errors import InvalidRequest, UpstreamError
 from gateway.ingress.anthropic_messages import AnthropicEventStream, to_anthropic_message, to_openai_request
 from gateway.ingress.anthropic_native import AnthropicPassthrough
 from gateway.providers.base import StreamTap
-from gateway.proxy.body import Endpoint
 from gateway.proxy.ingress import ChainedTap
+from gateway.wire.endpoints import Endpoint
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()

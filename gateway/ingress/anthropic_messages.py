@@ -26,7 +26,7 @@ from gateway.ingress.anthropic_messages_stream import (
     stop_reason,
     tool_use_id,
 )
-from gateway.ledger.exchange import Usage
+from gateway.wire.usage import Usage
 
 __all__ = [
     "AnthropicEventStream",

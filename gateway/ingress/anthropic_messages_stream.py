@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.ledger.exchange import Usage
+from gateway.wire.usage import Usage
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()

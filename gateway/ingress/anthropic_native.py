@@ -17,13 +17,13 @@ import msgspec
 from gateway.catalog.registry import ModelRoute
 from gateway.errors import UpstreamError
 from gateway.ingress.anthropic_messages_stream import stream_error_type
-from gateway.ledger.usage import Usage
 from gateway.providers.anthropic import ANTHROPIC_VERSION, AnthropicAdapter
 from gateway.providers.anthropic_response import usage_of
 from gateway.providers.anthropic_stream import AnthropicStreamTap
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.openai_chunks import parse_sse
-from gateway.proxy.body import Endpoint
+from gateway.wire.endpoints import Endpoint
+from gateway.wire.usage import Usage
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()

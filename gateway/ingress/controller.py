@@ -19,11 +19,11 @@ from gateway.ingress.anthropic import ANTHROPIC
 from gateway.ingress.anthropic_messages import anthropic_error_body, count_tokens_request
 from gateway.providers.anthropic import ANTHROPIC_VERSION
 from gateway.providers.base import UpstreamRequest
-from gateway.proxy.body import MESSAGES
 from gateway.proxy.pipeline import Pipeline
 from gateway.web.client import RequestClient
 from gateway.web.errors import status_and_type
 from gateway.web.request_id import request_id
+from gateway.wire.endpoints import MESSAGES
 
 _encoder = msgspec.json.Encoder()
 

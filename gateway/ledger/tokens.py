@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.ledger.exchange import Usage
+from gateway.wire.usage import Usage
 
 _decoder = msgspec.json.Decoder()
 

@@ -13,13 +13,13 @@ import msgspec
 
 from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError, UnsupportedEndpoint, UpstreamError, UpstreamRejected
-from gateway.ledger.exchange import Usage
 from gateway.providers.anthropic_request import DEFAULT_MAX_TOKENS, translate_request
 from gateway.providers.anthropic_response import openai_error_type, translate_response
 from gateway.providers.anthropic_stream import AnthropicStreamTap
 from gateway.providers.base import UpstreamRequest
-from gateway.proxy.body import CHAT, Endpoint
-from gateway.proxy.multipart import FormStream
+from gateway.wire.endpoints import CHAT, Endpoint
+from gateway.wire.multipart import FormStream
+from gateway.wire.usage import Usage
 
 __all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "AnthropicAdapter"]
 

@@ -7,7 +7,6 @@ from typing import Any
 import msgspec
 
 from gateway.errors import UpstreamError
-from gateway.ledger.exchange import Usage
 from gateway.providers.openai_chat import (
     cached_prompt_usage,
     chat_completion,
@@ -15,6 +14,7 @@ from gateway.providers.openai_chat import (
     mapped_finish_reason,
     openai_usage,
 )
+from gateway.wire.usage import Usage
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()

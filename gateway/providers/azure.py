@@ -20,8 +20,8 @@ from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError, UnsupportedEndpoint, UpstreamError, UpstreamRejected
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.openai import OpenAIAdapter
-from gateway.proxy.body import MODERATIONS, RESPONSES, Endpoint
-from gateway.proxy.multipart import FormStream
+from gateway.wire.endpoints import MODERATIONS, RESPONSES, Endpoint
+from gateway.wire.multipart import FormStream
 
 
 def deployment_url(route: ModelRoute, endpoint: Endpoint) -> str:

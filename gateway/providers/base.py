@@ -8,9 +8,9 @@ from typing import Any, Protocol
 
 from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError
-from gateway.ledger.exchange import Usage
-from gateway.proxy.body import Endpoint
-from gateway.proxy.multipart import FormStream
+from gateway.wire.endpoints import Endpoint
+from gateway.wire.multipart import FormStream
+from gateway.wire.usage import Usage
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ import msgspec
 
 from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError, UnsupportedEndpoint, UpstreamError, UpstreamRejected, UpstreamTimeout
-from gateway.ledger.exchange import Usage
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.bedrock_embeddings import embeddings_request, translate_embeddings
 from gateway.providers.bedrock_request import DEFAULT_MAX_TOKENS, translate_request
@@ -34,8 +33,9 @@ from gateway.providers.bedrock_signing import (
     utc_now,
 )
 from gateway.providers.bedrock_stream import BedrockStreamTap
-from gateway.proxy.body import CHAT, EMBEDDINGS, Endpoint
-from gateway.proxy.multipart import FormStream
+from gateway.wire.endpoints import CHAT, EMBEDDINGS, Endpoint
+from gateway.wire.multipart import FormStream
+from gateway.wire.usage import Usage
 
 __all__ = ["DEFAULT_MAX_TOKENS", "EVENT_STREAM", "AwsCredentials", "BedrockAdapter"]
 

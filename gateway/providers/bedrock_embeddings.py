@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from gateway.errors import InvalidRequest, UnsupportedEndpoint, UpstreamError
-from gateway.ledger.usage import Usage, count
+from gateway.wire.usage import Usage, count
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import msgspec
 
 from gateway.catalog.config import EntraConfig
-from gateway.proxy.upstream import Upstream
+from gateway.upstream.client import Upstream
 
 log = logging.getLogger(__name__)
 _RENEW_MARGIN_SECONDS = 300.0  # renew this long before expiry (a short-lived token: at half its life)

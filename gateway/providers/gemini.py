@@ -18,13 +18,13 @@ import msgspec
 
 from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError, InvalidRequest, UnsupportedEndpoint, UpstreamError, UpstreamRejected
-from gateway.ledger.exchange import Usage
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.gemini_request import translate_request
 from gateway.providers.gemini_response import translate_embeddings, translate_response
 from gateway.providers.gemini_stream import GeminiStreamTap
-from gateway.proxy.body import CHAT, EMBEDDINGS, Endpoint
-from gateway.proxy.multipart import FormStream
+from gateway.wire.endpoints import CHAT, EMBEDDINGS, Endpoint
+from gateway.wire.multipart import FormStream
+from gateway.wire.usage import Usage
 
 __all__ = ["GeminiAdapter"]
 

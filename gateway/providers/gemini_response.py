@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 
 from gateway.errors import UpstreamError
-from gateway.ledger.exchange import Usage
 from gateway.providers.openai_chat import chat_completion, choice_message
 from gateway.providers.openai_chat import count as _count
+from gateway.wire.usage import Usage
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()

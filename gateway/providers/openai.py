@@ -12,7 +12,6 @@ import msgspec
 
 from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError, UpstreamError, UpstreamRejected
-from gateway.ledger.exchange import Usage
 from gateway.providers.base import StreamTap, UpstreamRequest
 from gateway.providers.openai_media import (
     KEEP_TRANSCRIPT,
@@ -24,8 +23,9 @@ from gateway.providers.openai_media import (
 )
 from gateway.providers.responses_sse import ResponsesStreamTap
 from gateway.providers.sse import OpenAIStreamTap
-from gateway.proxy.body import IMAGES, RESPONSES, SPEECH, Endpoint
-from gateway.proxy.multipart import FormStream, Replacement
+from gateway.wire.endpoints import IMAGES, RESPONSES, SPEECH, Endpoint
+from gateway.wire.multipart import FormStream, Replacement
+from gateway.wire.usage import Usage
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()

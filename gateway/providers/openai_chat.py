@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from gateway.errors import InvalidRequest
-from gateway.ledger.exchange import Usage
+from gateway.wire.usage import Usage
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()

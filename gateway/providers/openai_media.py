@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from gateway.ledger.tokens import count_text
-from gateway.ledger.usage import Usage, count
+from gateway.wire.usage import Usage, count
 
 _decoder = msgspec.json.Decoder()
 KEEP_TRANSCRIPT = 2 << 20  # a transcript (JSON or text) is read whole to find its usage

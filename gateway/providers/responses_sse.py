@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from gateway.ledger.exchange import Usage
+from gateway.wire.usage import Usage
 
 _decoder = msgspec.json.Decoder()
 _FINAL = (b"response.completed", b"response.incomplete", b"response.failed")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from gateway.ledger.exchange import Usage
+from gateway.wire.usage import Usage
 
 _decoder = msgspec.json.Decoder()
 _EVENT_END = b"\n\n"

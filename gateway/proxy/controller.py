@@ -12,7 +12,10 @@ from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
 from gateway.errors import ModelNotFound
-from gateway.proxy.body import (
+from gateway.proxy.pipeline import Pipeline
+from gateway.web.client import RequestClient
+from gateway.web.request_id import request_id
+from gateway.wire.endpoints import (
     CHAT,
     COMPLETIONS,
     EMBEDDINGS,
@@ -24,9 +27,6 @@ from gateway.proxy.body import (
     TRANSLATIONS,
     Endpoint,
 )
-from gateway.proxy.pipeline import Pipeline
-from gateway.web.client import RequestClient
-from gateway.web.request_id import request_id
 
 _encoder = msgspec.json.Encoder()
 AnyRequest = Request[Any, Any, State]

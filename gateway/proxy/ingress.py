@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from gateway.ledger.exchange import Usage
 from gateway.providers.base import Adapter, StreamTap
-from gateway.proxy.body import Endpoint, parse_body
+from gateway.proxy.body import parse_body
+from gateway.wire.endpoints import Endpoint
+from gateway.wire.usage import Usage
 
 
 class Ingress(Protocol):

@@ -29,17 +29,17 @@ from gateway.errors import (
 )
 from gateway.keys.auth import Authenticator
 from gateway.keys.model import KeyInfo
-from gateway.ledger.exchange import Exchange
 from gateway.ledger.tokens import estimate_reply_usage
 from gateway.ledger.writer import UsageWriter
 from gateway.providers.base import Adapter, UpstreamRequest
-from gateway.proxy.body import Endpoint
+from gateway.proxy.exchange import Exchange
 from gateway.proxy.ingress import OPENAI, Ingress
-from gateway.proxy.multipart import FormStream
 from gateway.proxy.streaming import StreamRelay
-from gateway.proxy.upstream import Upstream
 from gateway.quotas.service import Quotas
+from gateway.upstream.client import Upstream
 from gateway.web.errors import status_and_type
+from gateway.wire.endpoints import Endpoint
+from gateway.wire.multipart import FormStream
 
 _T = TypeVar("_T")
 # Server-sent events, and Bedrock's binary event stream.

@@ -17,9 +17,9 @@ import httpx
 import msgspec
 from litestar.types import Receive, Scope, Send
 
-from gateway.ledger.exchange import Exchange
 from gateway.ledger.tokens import estimate_stream_usage
 from gateway.providers.base import StreamTap
+from gateway.proxy.exchange import Exchange
 
 log = logging.getLogger(__name__)
 CLIENT_CLOSED = 499

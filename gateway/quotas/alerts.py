@@ -16,10 +16,10 @@ from typing import Any
 
 import msgspec
 
-from gateway.proxy.upstream import Upstream
 from gateway.quotas.config import Alerts
 from gateway.quotas.plan import Counter
 from gateway.quotas.resp import RespClient
+from gateway.upstream.client import Upstream
 
 log = logging.getLogger(__name__)
 _BACKOFF_SECONDS = (1.0, 5.0, 25.0, 60.0)

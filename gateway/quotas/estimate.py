@@ -15,8 +15,8 @@ import msgspec
 
 from gateway.catalog.registry import ModelRoute
 from gateway.ledger.tokens import count_text, prompt_text
-from gateway.ledger.usage import Usage
-from gateway.proxy.body import CHAT, COMPLETIONS, IMAGES, MESSAGES, RESPONSES, SPEECH, Endpoint
+from gateway.wire.endpoints import CHAT, COMPLETIONS, IMAGES, MESSAGES, RESPONSES, SPEECH, Endpoint
+from gateway.wire.usage import Usage
 
 PER_MESSAGE = 4  # role and separators, as OpenAI's own counting guide has it
 PER_IMAGE = 1_105  # a high-detail 1024x1024 image on gpt-4o; smaller ones cost less

@@ -28,9 +28,6 @@ from gateway.catalog.registry import ModelRoute, Prices
 from gateway.errors import QuotaExceeded, RateLimited, ServiceUnavailable
 from gateway.keys.model import KeyInfo
 from gateway.ledger.tokens import count_text
-from gateway.ledger.usage import Usage
-from gateway.proxy.body import Endpoint
-from gateway.proxy.upstream import Upstream
 from gateway.quotas.alerts import Alerter
 from gateway.quotas.config import LimitRule, QuotaConfig
 from gateway.quotas.estimate import estimate
@@ -38,6 +35,9 @@ from gateway.quotas.plan import CONCURRENT, SPEND, Counter, Periods, RuleIndex, 
 from gateway.quotas.redis_store import RedisStore
 from gateway.quotas.resp import RespClient
 from gateway.quotas.store import CounterStore, Denied, MemoryStore, Settlement, StoreDown
+from gateway.upstream.client import Upstream
+from gateway.wire.endpoints import Endpoint
+from gateway.wire.usage import Usage
 
 log = logging.getLogger(__name__)
 _RETRY_REDIS_AFTER = 1.0

@@ -19,9 +19,9 @@ import uuid
 
 from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
 from gateway.keys.model import KeyInfo
-from gateway.proxy.body import CHAT
 from gateway.quotas.config import parse_quota_config
 from gateway.quotas.service import Quotas
+from gateway.wire.endpoints import CHAT
 
 RULES = """
 limits:

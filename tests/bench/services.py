@@ -84,6 +84,7 @@ class Processes:
         *,
         env: dict[str, str] | None = None,
         preexec: Callable[[], None] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.Popen[bytes]:
         with self.log(name).open("wb") as log:
             proc = subprocess.Popen(
@@ -92,6 +93,7 @@ class Processes:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=cwd,
                 preexec_fn=preexec,
                 start_new_session=True,  # its own process group: uvicorn workers are stopped with it
             )
@@ -191,7 +193,7 @@ def start_fake_upstream(procs: Processes, pinning: Pinning) -> int:
         [
             sys.executable,
             "-m",
-            "gateway.testing.fake_upstream",
+            "fakes.fake_upstream",
             "--host",
             LOOPBACK,
             "--port",
@@ -199,6 +201,7 @@ def start_fake_upstream(procs: Processes, pinning: Pinning) -> int:
             "--no-record",
         ],
         preexec=pinning.for_load(),
+        cwd=Path(__file__).resolve().parents[1],  # tests/, where the package `fakes` lives
     )
     match = wait_for_log_line(proc, procs.log("fake-upstream"), r"fake-upstream listening on http://[\d.]+:(\d+)")
     return int(match.group(1))

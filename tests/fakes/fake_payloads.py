@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.testing.fake_markers import Behaviour
-from gateway.testing.fake_validation import Json
+from fakes.fake_markers import Behaviour
+from fakes.fake_validation import Json
 
 REPLY_WORDS: tuple[str, ...] = ("This", "is", "a", "fake", "reply", "from", "the", "upstream.")
 SYSTEM_FINGERPRINT = "fp_fake_upstream"

@@ -24,9 +24,9 @@ from urllib.parse import unquote
 
 import msgspec
 
-from gateway.testing.fake_http import Connection, Reply, Request
-from gateway.testing.fake_markers import Behaviour, parse_behaviour
-from gateway.testing.fake_validation import Json, RequestError
+from fakes.fake_http import Connection, Reply, Request
+from fakes.fake_markers import Behaviour, parse_behaviour
+from fakes.fake_validation import Json, RequestError
 
 MAX_RECORDED = 1000
 SSE_HEADERS = (("cache-control", "no-cache"),)

@@ -23,11 +23,11 @@ from urllib.parse import parse_qs, unquote
 
 import msgspec
 
-from gateway.testing.fake_embeddings import DEFAULT_EMBEDDING_DIM
-from gateway.testing.fake_http import Reply, Request
-from gateway.testing.fake_server import MALFORMED
-from gateway.testing.fake_upstream import FakeUpstream
-from gateway.testing.fake_validation import Json, RequestError
+from fakes.fake_embeddings import DEFAULT_EMBEDDING_DIM
+from fakes.fake_http import Reply, Request
+from fakes.fake_server import MALFORMED
+from fakes.fake_upstream import FakeUpstream
+from fakes.fake_validation import Json, RequestError
 
 _DEPLOYMENT_PATH = re.compile(
     r"/openai/deployments/([^/]+)"

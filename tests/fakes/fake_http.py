@@ -18,7 +18,7 @@ from typing import Protocol, cast
 
 import httptools
 
-from gateway.testing.fake_validation import RequestError
+from fakes.fake_validation import RequestError
 
 MAX_QUEUED = 64  # pipelined requests buffered per connection before we stop reading from it
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.testing.fake_validation import Json
+from fakes.fake_validation import Json
 
 MODEL_CREATED = 1_700_000_000  # fixed so model objects are byte-for-byte stable
 MODEL_OWNER = "fake-upstream"

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.testing.fake_embeddings import DEFAULT_EMBEDDING_DIM, MAX_EMBEDDING_DIM, embedding_vector
-from gateway.testing.fake_markers import Behaviour
-from gateway.testing.fake_validation import Json, RequestError, count_words
+from fakes.fake_embeddings import DEFAULT_EMBEDDING_DIM, MAX_EMBEDDING_DIM, embedding_vector
+from fakes.fake_markers import Behaviour
+from fakes.fake_validation import Json, RequestError, count_words
 
 REPLY = "This is a fake reply from Bedrock."
 CALL_INPUT: Json = {"query": "fake"}

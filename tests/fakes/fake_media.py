@@ -19,9 +19,9 @@ from typing import Any
 
 import msgspec
 
-from gateway.testing.fake_markers import Behaviour
-from gateway.testing.fake_payloads import Answer
-from gateway.testing.fake_validation import Json, RequestError, count_words, require_model, require_object
+from fakes.fake_markers import Behaviour
+from fakes.fake_payloads import Answer
+from fakes.fake_validation import Json, RequestError, count_words, require_model, require_object
 
 SPEECH_BYTES_PER_CHAR = 64
 SPEECH_PIECE = 4096

@@ -23,10 +23,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from gateway.testing.fake_gemini_replies import answer, embeddings, error_body, marker_error, sse_chunk, validate
-from gateway.testing.fake_http import Reply, Request
-from gateway.testing.fake_server import MALFORMED, SSE_HEADERS, FakeServer
-from gateway.testing.fake_validation import RequestError
+from fakes.fake_gemini_replies import answer, embeddings, error_body, marker_error, sse_chunk, validate
+from fakes.fake_http import Reply, Request
+from fakes.fake_server import MALFORMED, SSE_HEADERS, FakeServer
+from fakes.fake_validation import RequestError
 
 PREFIX = "/v1beta/models/"
 

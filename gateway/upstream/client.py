@@ -12,8 +12,8 @@ from collections.abc import AsyncIterable
 
 import httpx
 
-from gateway.proxy.aiohttp_transport import AiohttpTransport
 from gateway.settings import Settings
+from gateway.upstream.aiohttp_transport import AiohttpTransport
 
 
 class Upstream:

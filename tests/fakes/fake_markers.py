@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.testing.fake_validation import RequestError
+from fakes.fake_validation import RequestError
 
 _NUMBER_MARKER = re.compile(r"(?<![a-z0-9])(slow|chunkdelay|error)-(\d+)(?!\d)")
 _TOKENS_MARKER = re.compile(r"(?<![a-z0-9])tokens-(\d+)-(\d+)(?!\d)")

@@ -6,9 +6,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from gateway.testing.fake_markers import BehaviourLookup
-from gateway.testing.fake_payloads import Answer, Envelope, generate, include_usage, word_pieces
-from gateway.testing.fake_validation import (
+from fakes.fake_markers import BehaviourLookup
+from fakes.fake_payloads import Answer, Envelope, generate, include_usage, word_pieces
+from fakes.fake_validation import (
     Json,
     count_words,
     max_tokens,

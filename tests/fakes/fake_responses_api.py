@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from gateway.testing.fake_markers import BehaviourLookup
-from gateway.testing.fake_payloads import Answer, Generation, generate, word_pieces
-from gateway.testing.fake_validation import (
+from fakes.fake_markers import BehaviourLookup
+from fakes.fake_payloads import Answer, Generation, generate, word_pieces
+from fakes.fake_validation import (
     Json,
     RequestError,
     count_words,

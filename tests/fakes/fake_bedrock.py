@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-from gateway.testing.fake_bedrock_replies import (
+from fakes.fake_bedrock_replies import (
     answer,
     cohere_embeddings,
     error_headers,
@@ -36,9 +36,9 @@ from gateway.testing.fake_bedrock_replies import (
     titan_embedding,
     validate,
 )
-from gateway.testing.fake_http import Connection, Reply, Request, response_head
-from gateway.testing.fake_server import MALFORMED, FakeServer
-from gateway.testing.fake_validation import RequestError
+from fakes.fake_http import Connection, Reply, Request, response_head
+from fakes.fake_server import MALFORMED, FakeServer
+from fakes.fake_validation import RequestError
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 SIGV4_PREFIX = "AWS4-HMAC-SHA256 Credential="

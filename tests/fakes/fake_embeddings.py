@@ -8,9 +8,9 @@ import math
 import struct
 from typing import Any
 
-from gateway.testing.fake_markers import Behaviour, BehaviourLookup
-from gateway.testing.fake_payloads import Answer
-from gateway.testing.fake_validation import (
+from fakes.fake_markers import Behaviour, BehaviourLookup
+from fakes.fake_payloads import Answer
+from fakes.fake_validation import (
     Json,
     RequestError,
     input_items,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.catalog.registry import ModelRoute
 from gateway.keys.model import KeyInfo
-from gateway.ledger.usage import Usage
+from gateway.wire.usage import Usage
 
 if TYPE_CHECKING:
     from gateway.quotas.service import Admission

@@ -15,17 +15,17 @@ events), `error-<status>` (that status in Anthropic's error shape; 429 adds `ret
 `hang`, `tokens-<in>-<out>` (fixed usage, a reply of exactly <out> words) and `cache-<read>-<write>`
 (cache_read_input_tokens / cache_creation_input_tokens).
 
-Run standalone with `python -m gateway.testing.fake_anthropic --port 9200 [--no-record]`.
+Run standalone with `python -m fakes.fake_anthropic --port 9200 [--no-record]`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.testing.fake_anthropic_events import answer, error_body, input_tokens, marker_error, sse_event, validate
-from gateway.testing.fake_http import Reply, Request
-from gateway.testing.fake_server import MALFORMED, SSE_HEADERS, FakeServer, run_cli
-from gateway.testing.fake_validation import Json, RequestError
+from fakes.fake_anthropic_events import answer, error_body, input_tokens, marker_error, sse_event, validate
+from fakes.fake_http import Reply, Request
+from fakes.fake_server import MALFORMED, SSE_HEADERS, FakeServer, run_cli
+from fakes.fake_validation import Json, RequestError
 
 
 def _has_credentials(headers: dict[str, str]) -> bool:
@@ -95,7 +95,7 @@ class FakeAnthropic(FakeServer):
 def main(argv: list[str] | None = None) -> None:
     run_cli(
         lambda record: FakeAnthropic(record=record),
-        prog="python -m gateway.testing.fake_anthropic",
+        prog="python -m fakes.fake_anthropic",
         description="Deterministic fake of Anthropic's Messages API.",
         default_port=9200,
         label="fake-anthropic",

@@ -8,7 +8,7 @@ the endpoints' payloads (`fake_chat`, `fake_completions`, `fake_embeddings`, `fa
 misbehaviour (`slow-<ms>`, `chunkdelay-<ms>`, `error-<status>`, `hang`, `tokens-<p>-<c>`,
 `streamerror`); see `fake_markers.parse_behaviour`.
 
-Run standalone with `python -m gateway.testing.fake_upstream --port 9100 [--no-record]`.
+Run standalone with `python -m fakes.fake_upstream --port 9100 [--no-record]`.
 """
 
 from __future__ import annotations
@@ -19,19 +19,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from gateway.testing.fake_chat import chat
-from gateway.testing.fake_completions import completions
-from gateway.testing.fake_embeddings import DEFAULT_EMBEDDING_DIM, embeddings
-from gateway.testing.fake_http import Reply, Request
-from gateway.testing.fake_markers import Behaviour, BehaviourLookup, marker_error
-from gateway.testing.fake_media import images, moderations, speech, transcription
-from gateway.testing.fake_models import model_list, model_object
-from gateway.testing.fake_payloads import Answer
-from gateway.testing.fake_responses_api import responses
-from gateway.testing.fake_server import MALFORMED, SSE_HEADERS, FakeServer, run_cli
-from gateway.testing.fake_server import MAX_RECORDED as MAX_RECORDED  # re-exported, as before
-from gateway.testing.fake_server import RecordedRequest as RecordedRequest  # re-exported, as before
-from gateway.testing.fake_validation import Json, RequestError, require_model, require_object
+from fakes.fake_chat import chat
+from fakes.fake_completions import completions
+from fakes.fake_embeddings import DEFAULT_EMBEDDING_DIM, embeddings
+from fakes.fake_http import Reply, Request
+from fakes.fake_markers import Behaviour, BehaviourLookup, marker_error
+from fakes.fake_media import images, moderations, speech, transcription
+from fakes.fake_models import model_list, model_object
+from fakes.fake_payloads import Answer
+from fakes.fake_responses_api import responses
+from fakes.fake_server import MALFORMED, SSE_HEADERS, FakeServer, run_cli
+from fakes.fake_server import MAX_RECORDED as MAX_RECORDED  # re-exported, as before
+from fakes.fake_server import RecordedRequest as RecordedRequest  # re-exported, as before
+from fakes.fake_validation import Json, RequestError, require_model, require_object
 
 _MEDIA_PATHS = frozenset(
     {
@@ -191,7 +191,7 @@ class FakeUpstream(FakeServer):
 def main(argv: list[str] | None = None) -> None:
     run_cli(
         lambda record: FakeUpstream(record=record),
-        prog="python -m gateway.testing.fake_upstream",
+        prog="python -m fakes.fake_upstream",
         description="Deterministic OpenAI-compatible fake upstream.",
         default_port=9100,
         label="fake-upstream",

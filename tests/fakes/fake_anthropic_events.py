@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.testing.fake_markers import Behaviour
-from gateway.testing.fake_validation import Json, RequestError, count_words
+from fakes.fake_markers import Behaviour
+from fakes.fake_validation import Json, RequestError, count_words
 
 REPLY = "This is a fake reply from Anthropic."
 TOOL_PREAMBLE = "Let me look that up."

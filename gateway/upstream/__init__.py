@@ -1,0 +1,1 @@
+"""The one upstream HTTP connection pool and its transport."""

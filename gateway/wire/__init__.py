@@ -1,0 +1,1 @@
+"""Wire types every layer shares: endpoints, usage, multipart forms. They import nothing of the gateway but errors."""
