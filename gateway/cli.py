@@ -225,7 +225,7 @@ def _quotas_usage(args: argparse.Namespace) -> None:
             stored = [limit.rule for limit in await limits.list()]
         quotas = Quotas(load_quota_config(settings.quotas_file), settings.redis_url or None, lease_seconds=60)
         try:
-            rows = await quotas.usage(info, args.user, extra=stored)
+            rows = await quotas.usage(quotas.rules(tuple(stored)), info, args.user)
         finally:
             await quotas.stop()
         if not rows:

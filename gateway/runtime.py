@@ -11,27 +11,25 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gateway.catalog.config import CatalogConfig, EntraConfig, load_catalog_config
-from gateway.catalog.registry import Catalog
-from gateway.catalog.sync import sync_catalog
+from gateway.catalog.config import load_catalog_config
 from gateway.db.engine import create_engine, session_factory
 from gateway.db.migrate import upgrade_async
 from gateway.keys.auth import Authenticator
 from gateway.keys.service import KeyService
 from gateway.ledger.writer import UsageWriter
-from gateway.providers.entra import EntraTokens
+from gateway.providers.credentials import CredentialProviders
 from gateway.providers.registry import adapters
 from gateway.proxy.pipeline import Pipeline
-from gateway.quotas.config import LimitRule, load_quota_config
+from gateway.quotas.config import load_quota_config
 from gateway.quotas.limits import LimitService
 from gateway.quotas.service import Quotas
 from gateway.settings import Settings
+from gateway.snapshot.builder import SnapshotBuilder
+from gateway.snapshot.state import LiveSnapshot
 from gateway.upstream.client import Upstream
 
 log = logging.getLogger(__name__)
@@ -47,9 +45,17 @@ class Runtime:
     pipeline: Pipeline
     ledger: UsageWriter
     upstream: Upstream
-    redis: Redis | None
     quotas: Quotas
     limits: LimitService
+    snapshots: SnapshotBuilder
+
+    @property
+    def live(self) -> LiveSnapshot:
+        return self.snapshots.live
+
+    async def reload(self) -> None:
+        """Take up a change made through this process at once (other replicas: within the refresh)."""
+        await self.snapshots.reload()
 
 
 @contextlib.asynccontextmanager
@@ -61,20 +67,13 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
     sessions = session_factory(engine)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
-        catalog_config = load_catalog_config(settings.models_file)
-        catalog = await sync_catalog(sessions, catalog_config)
         keys = KeyService(sessions)
         auth = Authenticator(
             keys.lookup, ttl_seconds=settings.key_cache_ttl_seconds, max_entries=settings.key_cache_size
         )
-        redis = _redis(settings)
-        if redis is not None:
-            stack.push_async_callback(redis.aclose)
+        auth.warm(await keys.newest(settings.key_cache_size))
         upstream = Upstream(settings, transport)
         stack.push_async_callback(upstream.aclose)
-        entra = EntraTokens(upstream, _entra_backends(catalog_config, catalog))
-        await entra.start()
-        stack.push_async_callback(entra.stop)
         ledger = UsageWriter(
             engine,
             batch_size=settings.usage_batch_size,
@@ -92,14 +91,24 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             # a request running longer (a stream of hours) loses its slot then.
             lease_seconds=max(settings.upstream_timeout_seconds + 60, 3600),
             upstream=upstream,
-            stored=lambda: _stored_rules(limits),
-            refresh_seconds=settings.quota_refresh_seconds,
         )
         await quotas.start()
         stack.push_async_callback(quotas.stop)
+        credentials = CredentialProviders(upstream)
+        stack.push_async_callback(credentials.stop)
+        snapshots = SnapshotBuilder(
+            sessions,
+            load_catalog_config(settings.models_file),
+            credentials,
+            limits,
+            quotas,
+            refresh_seconds=settings.quota_refresh_seconds,
+        )
+        live = await snapshots.start()
+        stack.push_async_callback(snapshots.stop)
         pipeline = Pipeline(
             auth=auth,
-            catalog=catalog,
+            live=live,
             upstream=upstream,
             adapters=adapters(),
             ledger=ledger,
@@ -108,26 +117,7 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             max_concurrent_uploads=settings.max_concurrent_uploads,
             upload_idle_seconds=settings.upload_idle_timeout_seconds,
         )
-        log.info("gateway ready: %d models, database %s", len(catalog.routes), engine.url.render_as_string())
-        yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, upstream, redis, quotas, limits)
-
-
-def _redis(settings: Settings) -> Redis | None:
-    if not settings.redis_url:
-        return None
-    kwargs: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 2}
-    return Redis.from_url(settings.redis_url, **kwargs)
-
-
-def _entra_backends(config: CatalogConfig, catalog: Catalog) -> dict[str, tuple[EntraConfig, dict[str, str]]]:
-    """Backends that authenticate with Entra ID tokens, with the header map their routes share."""
-    headers = {route.backend.name: route.backend.headers for route in catalog.routes.values()}
-    return {
-        name: (spec.entra, headers[name])
-        for name, spec in config.backends.items()
-        if spec.entra is not None and name in headers
-    }
-
-
-async def _stored_rules(limits: LimitService) -> list[LimitRule]:
-    return [stored.rule for stored in await limits.list()]
+        log.info(
+            "gateway ready: %d models, database %s", len(live.current.catalog.routes), engine.url.render_as_string()
+        )
+        yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, upstream, quotas, limits, snapshots)

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,17 @@ from gateway.settings import Settings
 
 ADMIN_KEY = "test-admin-key"
 KEY_CACHE_TTL = 1.0
+
+
+async def eventually(condition: Callable[[], bool], within: float = 30.0) -> None:
+    """Wait for something a background task brings about. The deadline is generous on purpose: a
+    busy machine may be slow, and a test must not fail for that (nor pass by sleeping a fixed time)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
 POSTGRES_URL = os.environ.get(
     "GATEWAY_TEST_DATABASE_URL", "postgresql+asyncpg://gateway:gateway@127.0.0.1:5432/gateway_test"
 )

@@ -21,6 +21,7 @@ from openai_spec import validate
 from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
 from gateway.errors import InvalidRequest, UnsupportedEndpoint, UpstreamError, UpstreamRejected
 from gateway.providers.anthropic import DEFAULT_MAX_TOKENS, AnthropicAdapter
+from gateway.providers.credentials import StaticKey
 from gateway.wire.endpoints import CHAT, EMBEDDINGS
 from gateway.wire.usage import Usage
 
@@ -32,7 +33,12 @@ STREAM_CASES = sorted(p.name for p in GOLDEN.glob("*.stream.json"))
 
 def _route(params: dict[str, Any] | None = None) -> ModelRoute:
     backend = BackendTarget(
-        uuid.uuid4(), "anthropic", "anthropic", "https://api.anthropic.com/v1", None, headers={"x-api-key": "k"}
+        uuid.uuid4(),
+        "anthropic",
+        "anthropic",
+        "https://api.anthropic.com/v1",
+        None,
+        credentials=StaticKey("x-api-key", "k"),
     )
     return ModelRoute(
         model="claude",

@@ -25,6 +25,7 @@ from fakes.fake_azure import FakeAzure
 from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
 from gateway.errors import UpstreamError, UpstreamRejected
 from gateway.providers.azure import AzureOpenAIAdapter
+from gateway.providers.credentials import StaticKey
 from gateway.providers.openai import OpenAIAdapter
 from gateway.wire.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from gateway.wire.usage import Usage
@@ -36,6 +37,16 @@ STREAM_CASES = sorted(p.name for p in GOLDEN.glob("*.stream.json"))
 ENDPOINTS = {e.name: e for e in (CHAT, COMPLETIONS, EMBEDDINGS)}
 RESOURCE = "https://myres.openai.azure.com"
 MESSAGES = [{"role": "user", "content": "one two three"}]
+
+
+class _Headers:
+    """Credentials that add the given headers (none, or an Entra ID bearer token)."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._headers = headers
+
+    def authorize(self, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
+        return {**headers, **self._headers}
 
 
 def _route(
@@ -52,7 +63,7 @@ def _route(
         "azure",
         base_url,
         None,
-        headers={"api-key": "k"} if headers is None else headers,
+        credentials=StaticKey("api-key", "k") if headers is None else _Headers(headers),
         api_version=api_version,
     )
     return ModelRoute(

@@ -32,11 +32,12 @@ from fakes.fake_bedrock import FakeBedrock
 from fakes.fake_bedrock_replies import event_frame, exception_frame, frame
 from openai_spec import validate
 
-from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
+from gateway.catalog.registry import BackendTarget, Credentials, ModelRoute, Prices
 from gateway.errors import InvalidRequest, UnsupportedEndpoint, UpstreamError, UpstreamRejected, UpstreamTimeout
 from gateway.providers.base import UpstreamRequest
 from gateway.providers.bedrock import EVENT_STREAM, AwsCredentials, BedrockAdapter
-from gateway.providers.bedrock_signing import DefaultCredentials
+from gateway.providers.bedrock_signing import AwsCredentialChain, DefaultCredentials, SigV4, utc_now
+from gateway.providers.credentials import StaticKey
 from gateway.wire.endpoints import CHAT, COMPLETIONS, EMBEDDINGS
 from gateway.wire.usage import Usage
 
@@ -50,7 +51,7 @@ HI = [{"role": "user", "content": "hi"}]
 TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
 CREDENTIALS = AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session-token-example")
 WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
-ADAPTER = BedrockAdapter(credentials=lambda: CREDENTIALS, clock=lambda: WHEN)
+ADAPTER = BedrockAdapter()
 
 
 def _route(
@@ -58,10 +59,12 @@ def _route(
     *,
     base: str = BASE,
     model: str = MODEL,
-    region: str | None = None,
-    headers: dict[str, str] | None = None,
+    region: str = "us-east-1",
+    credentials: Credentials | None = None,
 ) -> ModelRoute:
-    backend = BackendTarget(uuid.uuid4(), "aws", "bedrock", base, None, headers=headers or {}, region=region)
+    """A route signed for ``region`` at a fixed time with CREDENTIALS, unless given other credentials."""
+    signer = credentials or SigV4("aws", region, lambda: CREDENTIALS, lambda: WHEN)
+    backend = BackendTarget(uuid.uuid4(), "aws", "bedrock", base, None, credentials=signer, region=region)
     return ModelRoute("claude", uuid.uuid4(), uuid.uuid4(), 1, backend, model, params or {}, Prices(), 0)
 
 
@@ -158,12 +161,12 @@ def _botocore_signature(upstream: UpstreamRequest, region: str) -> str:
     return str(signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request))
 
 
-@pytest.mark.parametrize(("base", "region"), [(BASE, None), ("http://127.0.0.1:4566", "eu-west-3")])
-def test_signature_verifies(base: str, region: str | None) -> None:
+@pytest.mark.parametrize(("base", "region"), [(BASE, "us-east-1"), ("http://127.0.0.1:4566", "eu-west-3")])
+def test_signature_verifies(base: str, region: str) -> None:
     payload = {"model": "c", "messages": [{"role": "user", "content": "héllo ✓"}], "tools": TOOLS}
     upstream = ADAPTER.request(CHAT, payload, _route(base=base, region=region))
     signature = upstream.headers["authorization"].rpartition("Signature=")[2]
-    expected_region = region or "us-east-1"
+    expected_region = region
     assert signature == _spec_signature(upstream, expected_region) == _botocore_signature(upstream, expected_region)
     other = ADAPTER.request(CHAT, {**payload, "temperature": 0}, _route(base=base, region=region))
     assert other.headers["authorization"] != upstream.headers["authorization"]  # the body is covered
@@ -178,21 +181,23 @@ def test_signing_without_session_token_and_from_env(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
     found = DefaultCredentials()()
     assert found == AwsCredentials("AKIDFROMENV", "secret-from-env", None)
-    upstream = BedrockAdapter().request(CHAT, {"model": "c", "messages": HI}, _route())
+    route = _route(credentials=SigV4("aws", "us-east-1", DefaultCredentials()))
+    upstream = ADAPTER.request(CHAT, {"model": "c", "messages": HI}, route)
     assert "x-amz-security-token" not in upstream.headers
     assert upstream.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDFROMENV/")
 
 
-def test_missing_credentials_or_region_is_an_upstream_error() -> None:
+def test_missing_credentials_is_an_upstream_error() -> None:
+    # A missing region is refused when the models file loads (tests/test_catalog.py).
     with pytest.raises(UpstreamError, match="Backend 'aws': no AWS credentials found"):
-        BedrockAdapter(credentials=lambda: None).request(CHAT, {"model": "c", "messages": HI}, _route())
-    with pytest.raises(UpstreamError, match="no AWS region"):
-        ADAPTER.request(CHAT, {"model": "c", "messages": HI}, _route(base="http://127.0.0.1:1"))
+        ADAPTER.request(
+            CHAT, {"model": "c", "messages": HI}, _route(credentials=SigV4("aws", "us-east-1", lambda: None))
+        )
 
 
 def test_a_bedrock_api_key_is_sent_as_a_bearer_token_unsigned() -> None:
-    route = _route(headers={"authorization": "Bearer bedrock-api-key"})
-    upstream = BedrockAdapter(credentials=lambda: None).request(CHAT, {"model": "c", "messages": HI}, route)
+    route = _route(credentials=StaticKey("authorization", "Bearer bedrock-api-key"))
+    upstream = ADAPTER.request(CHAT, {"model": "c", "messages": HI}, route)
     assert upstream.headers == {"content-type": "application/json", "authorization": "Bearer bedrock-api-key"}
 
 
@@ -401,18 +406,18 @@ async def _post(upstream: UpstreamRequest) -> httpx.Response:
         return await http.post(upstream.url, headers=upstream.headers, content=upstream.body)
 
 
-def _fake_route(fake: FakeBedrock, model: str) -> ModelRoute:
-    return _route(base=fake.base_url, model=model, region="us-east-1")
+def _fake_route(fake: FakeBedrock, model: str, signer: Credentials | None = None) -> ModelRoute:
+    return _route(base=fake.base_url, model=model, region="us-east-1", credentials=signer)
 
 
-async def _send(fake: FakeBedrock, payload: dict[str, Any], model: str, adapter: BedrockAdapter = ADAPTER) -> Any:
+async def _send(fake: FakeBedrock, payload: dict[str, Any], model: str, signer: Credentials | None = None) -> Any:
     """Translate, send with httpx and translate back: the chat.completion, or the adapter's error."""
-    route = _fake_route(fake, model)
-    upstream = adapter.request(CHAT, payload, route)
+    route = _fake_route(fake, model, signer)
+    upstream = ADAPTER.request(CHAT, payload, route)
     response = await _post(upstream)
     if response.status_code >= 300:
-        return adapter.error(route, response.status_code, response.content, response.headers.get("retry-after"))
-    body, usage = adapter.response(CHAT, response.content)
+        return ADAPTER.error(route, response.status_code, response.content, response.headers.get("retry-after"))
+    body, usage = ADAPTER.response(CHAT, response.content)
     completion = json.loads(body)
     validate("CreateChatCompletionResponse", completion)
     assert Usage.from_openai(completion["usage"]) == usage
@@ -437,7 +442,10 @@ async def test_fake_with_credentials_from_env(fake: FakeBedrock, monkeypatch: py
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "env-token")
-    completion = await _send(fake, {"model": "c", "messages": HI}, "amazon.nova-lite-v1:0", BedrockAdapter())
+    env_chain: AwsCredentialChain = DefaultCredentials()
+    completion = await _send(
+        fake, {"model": "c", "messages": HI}, "amazon.nova-lite-v1:0", SigV4("aws", "us-east-1", env_chain)
+    )
     assert completion["choices"][0]["message"]["content"] == "This is a fake reply from Bedrock."
     assert fake.requests[-1].headers["x-amz-security-token"] == "env-token"
 
@@ -507,18 +515,18 @@ async def test_fake_stream_tool_call_and_mid_stream_exception(fake: FakeBedrock)
 
 
 @pytest.mark.parametrize(
-    ("model", "adapter", "expected"),
+    ("model", "signer", "expected"),
     [
-        ("amazon.nova-error-429", ADAPTER, (429, None)),
-        ("amazon.nova-error-503", ADAPTER, (503, "1")),
-        ("amazon.nova-error-400", ADAPTER, (400, None)),
-        ("amazon.nova-error-404", ADAPTER, (404, None)),
-        ("amazon.nova-error-500", ADAPTER, "upstream_error"),
-        ("amazon.nova-lite", BedrockAdapter(credentials=lambda: CREDENTIALS), None),
+        ("amazon.nova-error-429", None, (429, None)),
+        ("amazon.nova-error-503", None, (503, "1")),
+        ("amazon.nova-error-400", None, (400, None)),
+        ("amazon.nova-error-404", None, (404, None)),
+        ("amazon.nova-error-500", None, "upstream_error"),
+        ("amazon.nova-lite", SigV4("aws", "us-east-1", lambda: CREDENTIALS, utc_now), None),
     ],
 )
-async def test_fake_errors(fake: FakeBedrock, model: str, adapter: BedrockAdapter, expected: Any) -> None:
-    error = await _send(fake, {"model": "c", "messages": HI}, model, adapter)
+async def test_fake_errors(fake: FakeBedrock, model: str, signer: Credentials | None, expected: Any) -> None:
+    error = await _send(fake, {"model": "c", "messages": HI}, model, signer)
     if expected is None:
         assert error["choices"][0]["message"]["content"]
     elif isinstance(expected, str):

@@ -16,11 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.catalog.config import CatalogConfig, load_catalog_config, parse_catalog_config
 from gateway.catalog.registry import Catalog, Prices
-from gateway.catalog.sync import sync_catalog
+from gateway.catalog.sync import load_catalog, sync_catalog
 from gateway.db.engine import create_engine, session_factory
 from gateway.db.migrate import upgrade
 from gateway.db.models import Backend, Model, ModelVersion
 from gateway.errors import ConfigError, ModelNotFound
+from gateway.providers.credentials import CredentialProviders
+from gateway.settings import Settings
+from gateway.upstream.client import Upstream
 
 SOURCE = "policies/models.yaml"
 
@@ -236,6 +239,13 @@ def _with_chat_price(price: int) -> CatalogConfig:
     return _config(spec)
 
 
+async def _sync(sessions: async_sessionmaker[AsyncSession], config: CatalogConfig) -> Catalog:
+    """Sync the file into SQL, then read the catalog back as a snapshot build does."""
+    await sync_catalog(sessions, config)
+    providers = CredentialProviders(Upstream(Settings()))
+    return await load_catalog(sessions, lambda name: providers.for_backend(config.backends[name]))
+
+
 async def _versions(sessions: async_sessionmaker[AsyncSession], model: str) -> list[dict[str, Any]]:
     async with sessions() as session:
         rows = await session.scalars(
@@ -245,7 +255,7 @@ async def _versions(sessions: async_sessionmaker[AsyncSession], model: str) -> l
 
 
 async def test_first_sync_creates_version_one(sessions: async_sessionmaker[AsyncSession]) -> None:
-    catalog = await sync_catalog(sessions, _config(_spec()))
+    catalog = await _sync(sessions, _config(_spec()))
     assert catalog.names() == ["chat", "embed"]
     chat = catalog.resolve("chat")
     assert chat.version == 1
@@ -261,8 +271,8 @@ async def test_first_sync_creates_version_one(sessions: async_sessionmaker[Async
 
 
 async def test_syncing_the_same_config_keeps_the_version(sessions: async_sessionmaker[AsyncSession]) -> None:
-    first = (await sync_catalog(sessions, _config(_spec()))).resolve("chat")
-    again = (await sync_catalog(sessions, _config(_spec()))).resolve("chat")
+    first = (await _sync(sessions, _config(_spec()))).resolve("chat")
+    again = (await _sync(sessions, _config(_spec()))).resolve("chat")
     assert (again.version, again.version_id, again.model_id) == (1, first.version_id, first.model_id)
     assert len(await _versions(sessions, "chat")) == 1
 
@@ -270,9 +280,9 @@ async def test_syncing_the_same_config_keeps_the_version(sessions: async_session
 async def test_changed_price_creates_a_new_version_and_leaves_the_old_one(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    first = (await sync_catalog(sessions, _config(_spec()))).resolve("chat")
+    first = (await _sync(sessions, _config(_spec()))).resolve("chat")
     [before] = await _versions(sessions, "chat")
-    catalog = await sync_catalog(sessions, _with_chat_price(200_000))
+    catalog = await _sync(sessions, _with_chat_price(200_000))
     second = catalog.resolve("chat")
     assert second.version == 2
     assert second.version_id != first.version_id
@@ -287,9 +297,9 @@ async def test_changed_price_creates_a_new_version_and_leaves_the_old_one(
 async def test_changing_back_creates_a_new_version_instead_of_reusing_the_old(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    first = (await sync_catalog(sessions, _config(_spec()))).resolve("chat")
-    await sync_catalog(sessions, _with_chat_price(200_000))
-    third = (await sync_catalog(sessions, _config(_spec()))).resolve("chat")
+    first = (await _sync(sessions, _config(_spec()))).resolve("chat")
+    await _sync(sessions, _with_chat_price(200_000))
+    third = (await _sync(sessions, _config(_spec()))).resolve("chat")
     assert third.version == 3
     assert third.version_id != first.version_id
     assert third.prices == first.prices
@@ -297,10 +307,10 @@ async def test_changing_back_creates_a_new_version_instead_of_reusing_the_old(
 
 
 async def test_removed_model_is_inactive_and_not_served(sessions: async_sessionmaker[AsyncSession]) -> None:
-    await sync_catalog(sessions, _config(_spec()))
+    await _sync(sessions, _config(_spec()))
     spec = _spec()
     del spec["models"]["embed"]
-    catalog = await sync_catalog(sessions, _config(spec))
+    catalog = await _sync(sessions, _config(spec))
     assert catalog.names() == ["chat"]
     with pytest.raises(ModelNotFound):
         catalog.resolve("embed")
@@ -314,11 +324,11 @@ async def test_removed_model_is_inactive_and_not_served(sessions: async_sessionm
 async def test_readded_model_is_active_again_with_its_old_version(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    first = (await sync_catalog(sessions, _config(_spec()))).resolve("embed")
+    first = (await _sync(sessions, _config(_spec()))).resolve("embed")
     spec = _spec()
     del spec["models"]["embed"]
-    await sync_catalog(sessions, _config(spec))
-    back = (await sync_catalog(sessions, _config(_spec()))).resolve("embed")
+    await _sync(sessions, _config(spec))
+    back = (await _sync(sessions, _config(_spec()))).resolve("embed")
     assert (back.version, back.version_id) == (1, first.version_id)
 
 
@@ -358,9 +368,9 @@ async def test_credential_reaches_headers_but_never_sql_or_repr(
     spec = copy.deepcopy(_spec())
     spec["backends"]["upstream"].update({k: v.replace("<secret>", secret) for k, v in backend_fields.items()})
     config = _config(spec)
-    catalog = await sync_catalog(sessions, config)
+    catalog = await _sync(sessions, config)
     route = catalog.resolve("chat")
-    assert route.backend.headers == {"authorization": f"Bearer {secret}"}
+    assert route.backend.credentials.authorize("u", {}, b"") == {"authorization": f"Bearer {secret}"}
     async with sessions() as session:
         refs = (await session.scalars(select(Backend.credential_ref))).all()
     assert refs == [credential_ref]
@@ -377,8 +387,8 @@ async def test_unset_key_variable_sends_no_authorization(
     monkeypatch.delenv("GATEWAY_TEST_UNSET_KEY", raising=False)
     spec = _spec()
     spec["backends"]["upstream"]["api_key_env"] = "GATEWAY_TEST_UNSET_KEY"
-    route = (await sync_catalog(sessions, _config(spec))).resolve("chat")
-    assert route.backend.headers == {}
+    route = (await _sync(sessions, _config(spec))).resolve("chat")
+    assert route.backend.credentials.authorize("u", {}, b"") == {}
 
 
 def test_params_must_be_plain_json() -> None:

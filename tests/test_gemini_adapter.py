@@ -22,9 +22,10 @@ from fakes.fake_gemini import FakeGemini
 from fakes.fake_gemini_replies import THOUGHT_SIGNATURE
 from openai_spec import validate
 
-from gateway.catalog.registry import BackendTarget, ModelRoute, Prices
+from gateway.catalog.registry import ANONYMOUS, BackendTarget, ModelRoute, Prices
 from gateway.errors import InvalidRequest, UnsupportedEndpoint, UpstreamError, UpstreamRejected
 from gateway.providers.base import UpstreamRequest
+from gateway.providers.credentials import StaticKey
 from gateway.providers.gemini import GeminiAdapter
 from gateway.wire.endpoints import CHAT, COMPLETIONS, EMBEDDINGS
 from gateway.wire.usage import Usage
@@ -41,8 +42,8 @@ ADAPTER = GeminiAdapter()
 
 
 def _route(params: dict[str, Any] | None = None, *, base: str = BASE, model: str = MODEL, key: str = "k") -> ModelRoute:
-    headers = {"x-goog-api-key": key} if key else {}
-    backend = BackendTarget(uuid.uuid4(), "google", "gemini", base, None, headers=headers)
+    credentials = StaticKey("x-goog-api-key", key) if key else ANONYMOUS
+    backend = BackendTarget(uuid.uuid4(), "google", "gemini", base, None, credentials=credentials)
     return ModelRoute("gemini", uuid.uuid4(), uuid.uuid4(), 1, backend, model, params or {}, Prices(), 0)
 
 

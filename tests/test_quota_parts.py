@@ -143,12 +143,12 @@ async def test_a_refusal_while_failing_open_is_a_429_not_a_500() -> None:
     config = parse_quota_config({"limits": [{"scope": "key", "requests_per_minute": 1}]}, "f")
     quotas = Quotas(config, "redis://127.0.0.1:9/0", lease_seconds=60)  # nothing listens there
     key = KeyInfo(uuid.uuid4(), "sk-gw-x", "k", uuid.uuid4(), None, None, None, None, "org")
-    backend = BackendTarget(uuid.uuid4(), "b", "openai", "http://x", None, headers={})
+    backend = BackendTarget(uuid.uuid4(), "b", "openai", "http://x", None)
     route = ModelRoute("m", uuid.uuid4(), uuid.uuid4(), 1, backend, "m", {}, Prices(), 0)
     payload = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    assert await quotas.admit("r1", key, route, CHAT, payload) is not None
+    assert await quotas.admit(quotas.rules(), "r1", key, route, CHAT, payload) is not None
     with pytest.raises(RateLimited):
-        await quotas.admit("r2", key, route, CHAT, payload)
+        await quotas.admit(quotas.rules(), "r2", key, route, CHAT, payload)
     assert quotas.fail_open_admissions == 2
     await quotas.stop()
 
@@ -158,7 +158,7 @@ def test_estimates_count_tools_earlier_calls_token_ids_and_every_choice() -> Non
     from gateway.quotas.estimate import estimate
     from gateway.wire.endpoints import CHAT, EMBEDDINGS
 
-    backend = BackendTarget(uuid.uuid4(), "b", "openai", "http://x", None, headers={})
+    backend = BackendTarget(uuid.uuid4(), "b", "openai", "http://x", None)
     route = ModelRoute("m", uuid.uuid4(), uuid.uuid4(), 1, backend, "m", {}, Prices(), 0)
     schema = {"type": "object", "properties": {f"field_{i}": {"type": "string"} for i in range(40)}}
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": schema}}]

@@ -34,7 +34,7 @@ def _row(request_id: str | None = None, **fields: Any) -> dict[str, Any]:
 
 def _full_row() -> dict[str, Any]:
     """A row with every kind of value the spill file has to carry: UUIDs, datetimes, ints, bools."""
-    backend = BackendTarget(uuid.uuid4(), "b", "openai", "http://upstream", None, headers={})
+    backend = BackendTarget(uuid.uuid4(), "b", "openai", "http://upstream", None)
     route = ModelRoute(
         model="chat",
         model_id=uuid.uuid4(),

@@ -25,7 +25,7 @@ class AdminQuotasController(Controller):
     ) -> dict[str, Any]:
         runtime: Runtime = request.app.state.runtime
         info = await runtime.keys.info(key)
-        rows = await runtime.quotas.usage(info, user)
+        rows = await runtime.quotas.usage(runtime.live.current.limits, info, user)
         return {"key": {"id": str(info.id), "prefix": info.prefix}, "user": user, "data": [asdict(r) for r in rows]}
 
 
@@ -55,12 +55,12 @@ class AdminQuotaLimitsController(Controller):
     async def set_limit(self, request: Request[Any, Any, Any], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
         runtime: Runtime = request.app.state.runtime
         stored = await runtime.limits.put(data)
-        await runtime.quotas.refresh()  # this replica at once; the others within the refresh interval
+        await runtime.reload()  # this replica at once; the others within the refresh interval
         return {"id": str(stored.id), **stored.spec}
 
     @delete("/{limit_id:str}", summary="Remove a limit set through the API or CLI", status_code=HTTP_200_OK)
     async def remove_limit(self, request: Request[Any, Any, Any], limit_id: FromPath[str]) -> dict[str, Any]:
         runtime: Runtime = request.app.state.runtime
         await runtime.limits.remove(limit_id)
-        await runtime.quotas.refresh()
+        await runtime.reload()
         return {"deleted": limit_id}

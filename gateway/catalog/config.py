@@ -7,14 +7,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from gateway.catalog.kinds import KINDS
 from gateway.catalog.registry import Prices
 from gateway.errors import ConfigError
 from gateway.yaml_file import read_yaml
 
-# The keys of providers.registry.adapters().
-BACKEND_KINDS = frozenset({"openai", "anthropic", "azure", "gemini", "bedrock"})
-AZURE_API_VERSION = "2024-10-21"  # the GA version Azure OpenAI documents; override per backend
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -122,8 +121,8 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
         {"kind", "base_url", "api_key_env", "api_key", "timeout_seconds", "api_version", "region", "entra"},
     )
     kind = fields.string(spec, where, "kind", default="openai")
-    if kind not in BACKEND_KINDS:
-        fields.fail(f"{where}.kind", f"unknown backend kind {kind!r}; known: {', '.join(sorted(BACKEND_KINDS))}")
+    if kind not in KINDS:
+        fields.fail(f"{where}.kind", f"unknown backend kind {kind!r}; known: {', '.join(sorted(KINDS))}")
     base_url = fields.string(spec, where, "base_url")
     if not re.match(r"^https?://[^/\s]+", base_url):
         fields.fail(f"{where}.base_url", f"expected an http(s) URL, got {base_url!r}")
@@ -140,7 +139,7 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
         api_key_env=api_key_env,
         api_key=_api_key(fields, spec, where),
         timeout_seconds=float(timeout) if timeout is not None else None,
-        api_version=fields.optional_string(spec, where, "api_version") or _default_api_version(kind),
+        api_version=fields.optional_string(spec, where, "api_version") or KINDS[kind].default_api_version,
         region=_region(fields, spec, where, kind, base_url),
         entra=_entra(fields, spec, where, kind),
     )
@@ -150,8 +149,8 @@ def _entra(fields: _Fields, spec: dict[str, Any], where: str, kind: str) -> Entr
     if spec.get("entra") is None:
         return None
     where = f"{where}.entra"
-    if kind != "azure":
-        fields.fail(where, "Entra ID tokens are for Azure OpenAI backends (kind: azure)")
+    if not KINDS[kind].entra:
+        fields.fail(where, f"Entra ID tokens are for Azure OpenAI backends (kind: azure), not kind {kind!r}")
     if spec.get("api_key") is not None or spec.get("api_key_env") is not None:
         fields.fail(where, "use either entra or api_key/api_key_env, not both")
     entra = fields.mapping(spec["entra"], where)
@@ -171,16 +170,13 @@ def _entra(fields: _Fields, spec: dict[str, Any], where: str, kind: str) -> Entr
     )
 
 
-def _default_api_version(kind: str) -> str | None:
-    return AZURE_API_VERSION if kind == "azure" else None
-
-
 def _region(fields: _Fields, spec: dict[str, Any], where: str, kind: str, base_url: str) -> str | None:
-    """Bedrock needs a region to sign for: given, or read from bedrock-runtime.<region>.amazonaws.com."""
+    """A signed kind (Bedrock) needs a region to sign for: given, or read from its host name."""
     region = fields.optional_string(spec, where, "region")
-    if region or kind != "bedrock":
+    pattern = KINDS[kind].region_in_host
+    if region or pattern is None:
         return region
-    found = re.search(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com", base_url)
+    found = pattern.match(urlsplit(base_url).hostname or "")
     if not found:
         fields.fail(f"{where}.region", "required for a Bedrock backend whose base_url does not name the region")
     return found.group(1) if found else None

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from gateway.errors import ModelNotFound
 from gateway.wire.usage import Usage
@@ -50,6 +50,30 @@ class Prices:
         return -(-pico // 1000)
 
 
+class Credentials(Protocol):
+    """How requests to one backend prove who the gateway is: a static API key, an Entra ID token
+    renewed in the background, an AWS signature. Adapters ask it for every request; it owns any
+    state that changes (a renewed token), so the frozen route that holds it never does. Its repr
+    must not show a secret."""
+
+    def authorize(self, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
+        """``headers`` plus what authenticates this request; ``body`` is None when it streams."""
+        ...
+
+
+class _Anonymous:
+    """A backend that needs no credentials (a local server)."""
+
+    def authorize(self, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
+        return headers
+
+    def __repr__(self) -> str:
+        return "Anonymous()"
+
+
+ANONYMOUS: Credentials = _Anonymous()
+
+
 @dataclass(frozen=True, slots=True)
 class BackendTarget:
     id: uuid.UUID
@@ -57,8 +81,7 @@ class BackendTarget:
     kind: str
     base_url: str
     timeout_seconds: float | None
-    # Carries the credential: kept out of repr so it never reaches a log line.
-    headers: dict[str, str] = field(repr=False)
+    credentials: Credentials = ANONYMOUS
     api_version: str | None = None
     region: str | None = None
 

@@ -1,24 +1,28 @@
-"""Sync the declared catalog into SQL and build the in-memory snapshot from what SQL holds.
+"""Sync the declared catalog into SQL, and read the routes back from what SQL holds.
 
 Versions are immutable: a model whose configuration hash differs from its latest version gets a
 new version with the next number. Several replicas may start at once; the unique constraint on
-(model, number) makes the loser retry and find the winner's row.
+(model, number) makes the loser retry and find the winner's row. ``load_catalog`` reads the
+active models' current versions, whoever wrote them, into the catalog a snapshot is built from.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.catalog.config import BackendConfig, CatalogConfig, ModelConfig
-from gateway.catalog.registry import BackendTarget, Catalog, ModelRoute, Prices
+from gateway.catalog.registry import BackendTarget, Catalog, Credentials, ModelRoute, Prices
 from gateway.db.models import Backend, Model, ModelVersion
-from gateway.providers.credentials import backend_headers
+
+CredentialsFor = Callable[[str], Credentials]
+"""A backend's credential provider, by the backend's name."""
 
 
 def version_hash(model: ModelConfig) -> str:
@@ -33,7 +37,7 @@ def version_hash(model: ModelConfig) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
-async def sync_catalog(sessions: async_sessionmaker[AsyncSession], config: CatalogConfig) -> Catalog:
+async def sync_catalog(sessions: async_sessionmaker[AsyncSession], config: CatalogConfig) -> None:
     for attempt in range(3):
         try:
             async with sessions.begin() as session:
@@ -44,26 +48,45 @@ async def sync_catalog(sessions: async_sessionmaker[AsyncSession], config: Catal
     raise AssertionError("unreachable")
 
 
-async def _sync_once(session: AsyncSession, config: CatalogConfig) -> Catalog:
+async def _sync_once(session: AsyncSession, config: CatalogConfig) -> None:
     backends = {b.name: b for b in (await session.scalars(select(Backend))).all()}
     for backend_spec in config.backends.values():
         backends[backend_spec.name] = _upsert_backend(session, backends.get(backend_spec.name), backend_spec)
     await session.flush()
-
-    headers = {name: backend_headers(spec) for name, spec in config.backends.items()}  # credentials, once each
     models = {m.name: m for m in (await session.scalars(select(Model))).all()}
-    routes: dict[str, ModelRoute] = {}
     for spec in config.models.values():
         model = models.get(spec.name) or Model(name=spec.name)
         model.active = True
         session.add(model)
         await session.flush()
-        backend = backends[spec.backend]
-        version = await _current_version(session, model, spec, backend)
-        routes[spec.name] = _route(model, version, backend, config.backends[spec.backend], headers[spec.backend])
+        await _current_version(session, model, spec, backends[spec.backend])
     for name, model in models.items():
         if name not in config.models:
             model.active = False
+
+
+async def load_catalog(sessions: async_sessionmaker[AsyncSession], credentials: CredentialsFor) -> Catalog:
+    """Every active model at its newest version, with its backend and that backend's credentials."""
+    newest = (
+        select(ModelVersion.model_id, func.max(ModelVersion.number).label("number"))
+        .group_by(ModelVersion.model_id)
+        .subquery()
+    )
+    query = (
+        select(Model, ModelVersion, Backend)
+        .join(newest, newest.c.model_id == Model.id)
+        .join(ModelVersion, (ModelVersion.model_id == Model.id) & (ModelVersion.number == newest.c.number))
+        .join(Backend, Backend.id == ModelVersion.backend_id)
+        .where(Model.active.is_(True))
+    )
+    async with sessions() as session:
+        rows = (await session.execute(query)).all()
+    providers: dict[str, Credentials] = {}
+    routes: dict[str, ModelRoute] = {}
+    for model, version, backend in rows:
+        if backend.name not in providers:
+            providers[backend.name] = credentials(backend.name)
+        routes[model.name] = _route(model, version, backend, providers[backend.name])
     return Catalog(routes=routes)
 
 
@@ -77,13 +100,13 @@ def _upsert_backend(session: AsyncSession, row: Backend | None, spec: BackendCon
     return row
 
 
-async def _current_version(session: AsyncSession, model: Model, spec: ModelConfig, backend: Backend) -> ModelVersion:
+async def _current_version(session: AsyncSession, model: Model, spec: ModelConfig, backend: Backend) -> None:
     latest = await session.scalar(
         select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.number.desc()).limit(1)
     )
     digest = version_hash(spec)
     if latest is not None and latest.config_hash == digest:
-        return latest
+        return
     version = ModelVersion(
         model_id=model.id,
         number=(latest.number + 1) if latest else 1,
@@ -101,13 +124,12 @@ async def _current_version(session: AsyncSession, model: Model, spec: ModelConfi
     )
     session.add(version)
     await session.flush()
-    return version
 
 
-def _route(
-    model: Model, version: ModelVersion, backend: Backend, spec: BackendConfig, headers: dict[str, str]
-) -> ModelRoute:
+def _route(model: Model, version: ModelVersion, backend: Backend, credentials: Credentials) -> ModelRoute:
     params: dict[str, Any] = dict(version.params or {})
+    settings: dict[str, Any] = dict(backend.settings or {})
+    timeout = settings.get("timeout_seconds")
     return ModelRoute(
         model=model.name,
         model_id=model.id,
@@ -118,10 +140,10 @@ def _route(
             name=backend.name,
             kind=backend.kind,
             base_url=backend.base_url,
-            timeout_seconds=spec.timeout_seconds,
-            headers=headers,
-            api_version=spec.api_version,
-            region=spec.region,
+            timeout_seconds=float(timeout) if timeout is not None else None,
+            credentials=credentials,
+            api_version=settings.get("api_version"),
+            region=settings.get("region"),
         ),
         upstream_model=version.upstream_model,
         params=params,

@@ -44,9 +44,8 @@ class AnthropicPassthrough(AnthropicAdapter):
         defaults = {name: route.params[name] for name in _SHARED_DEFAULTS if name in route.params}
         body = {**defaults, **payload, "model": route.upstream_model}
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION, **self._chosen}
-        return UpstreamRequest(
-            route.backend.base_url + "/messages", headers | route.backend.headers, _encoder.encode(body)
-        )
+        url, encoded = route.backend.base_url + "/messages", _encoder.encode(body)
+        return UpstreamRequest(url, route.backend.credentials.authorize(url, headers, encoded), encoded)
 
     def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]:
         try:

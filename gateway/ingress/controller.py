@@ -53,12 +53,10 @@ class AnthropicController(Controller):
                     f"Token counting is available for models on an Anthropic backend; '{route.model}' is served "
                     f"by a '{route.backend.kind}' backend."
                 )
-            upstream = UpstreamRequest(
-                url=route.backend.base_url + "/messages/count_tokens",
-                headers={"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
-                | route.backend.headers,
-                body=_encoder.encode({**body, "model": route.upstream_model}),
-            )
+            url = route.backend.base_url + "/messages/count_tokens"
+            encoded = _encoder.encode({**body, "model": route.upstream_model})
+            headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+            upstream = UpstreamRequest(url, route.backend.credentials.authorize(url, headers, encoded), encoded)
             return ASGIResponse(body=await pipeline.relay_json(route, upstream), media_type="application/json")
         except GatewayError as exc:
             return _anthropic_error(exc)

@@ -4,6 +4,11 @@ Bound on revocation: a key revoked through this process's admin API stops at onc
 one revoked elsewhere (the CLI, another replica) stops within ``ttl`` seconds, when its cache
 entry expires. Strings not shaped like our keys are refused without a lookup; well-formed unknown
 keys are cached too (as unknown), so repeating one does not reach SQL again.
+
+The database being down does not stop known keys: an entry past its TTL whose lookup fails is
+served as it was last read (valid, revoked or unknown alike), and for ``retry_seconds`` after a
+failure such entries are served without asking SQL, so an outage costs requests no waiting. Only
+a key this process has never read needs SQL, and gets 503 while it is down.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from gateway.errors import AuthenticationFailed, ServiceUnavailable
@@ -45,6 +50,7 @@ class Authenticator:
         ttl_seconds: float,
         max_entries: int,
         clock: Callable[[], float] = time.monotonic,
+        retry_seconds: float = 1.0,
     ) -> None:
         self._lookup = lookup
         self._ttl = ttl_seconds
@@ -53,6 +59,10 @@ class Authenticator:
         self._entries: dict[str, tuple[float, KeyInfo | None]] = {}
         self._pending: dict[str, asyncio.Future[KeyInfo | None]] = {}
         self._generation = 0
+        self._retry = retry_seconds
+        self._down_until = float("-inf")
+        self.stale_served = 0
+        """Requests answered from an entry past its TTL because SQL could not be asked."""
 
     async def authenticate(self, headers: Mapping[str, str]) -> KeyInfo:
         secret = presented_key(headers)
@@ -76,18 +86,33 @@ class Authenticator:
             if info is not None and info.id == key_id:
                 del self._entries[digest]
 
+    def warm(self, keys: Iterable[tuple[str, KeyInfo]]) -> None:
+        """Cache keys read in bulk (at start), so that they are known should SQL go away."""
+        for digest, info in keys:
+            self._store(digest, info)
+
     async def _cached(self, digest: str) -> KeyInfo | None:
         while True:
             entry = self._entries.get(digest)
-            if entry is not None and entry[0] > self._clock():
+            now = self._clock()
+            if entry is not None and (entry[0] > now or now < self._down_until):
+                if entry[0] <= now:
+                    self.stale_served += 1
                 return entry[1]
             pending = self._pending.get(digest)
-            if pending is None:
-                return await self._lookup_once(digest)
-            try:  # another request is already asking SQL for this key
-                return await asyncio.shield(pending)
+            try:
+                if pending is None:
+                    return await self._lookup_once(digest)
+                return await asyncio.shield(pending)  # another request is already asking SQL for this key
             except _LeaderCancelled:
                 continue  # its request went away; ask again, perhaps as the leader
+            except ServiceUnavailable:
+                if entry is None:
+                    raise
+                self._down_until = self._clock() + self._retry
+                self.stale_served += 1
+                # As last read: SQL being down must neither stop a known key nor revive a revoked one.
+                return entry[1]
 
     async def _lookup_once(self, digest: str) -> KeyInfo | None:
         future: asyncio.Future[KeyInfo | None] = asyncio.get_running_loop().create_future()

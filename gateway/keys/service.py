@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -108,6 +109,21 @@ class KeyService:
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
             return row
+
+    async def newest(self, limit: int) -> Sequence[tuple[str, KeyInfo]]:
+        """The ``limit`` newest keys, revoked ones included, by secret hash: what a starting process
+        caches, so that every key it knows keeps working (and every revoked one stays refused)
+        should the database go away."""
+        async with self._sessions() as session:
+            query = (
+                select(ApiKey, Organization.name, Team.name)
+                .join(Organization, Organization.id == ApiKey.org_id)
+                .outerjoin(Team, Team.id == ApiKey.team_id)
+                .order_by(ApiKey.created_at.desc())
+                .limit(limit)
+            )
+            rows = (await session.execute(query)).all()
+        return [(row[0].secret_hash, key_info(row[0], row[1], row[2])) for row in reversed(rows)]
 
     async def lookup(self, secret_hash: str) -> KeyInfo | None:
         async with self._sessions() as session:

@@ -33,8 +33,11 @@ class AnthropicAdapter:
     def request(self, endpoint: Endpoint, payload: dict[str, Any], route: ModelRoute) -> UpstreamRequest:
         _require_chat(endpoint)
         body = translate_request(payload, route.params, route.upstream_model)
-        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION, **route.backend.headers}
-        return UpstreamRequest(url=route.backend.base_url + "/messages", headers=headers, body=_encoder.encode(body))
+        url, encoded = route.backend.base_url + "/messages", _encoder.encode(body)
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        return UpstreamRequest(
+            url=url, headers=route.backend.credentials.authorize(url, headers, encoded), body=encoded
+        )
 
     def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]:
         _require_chat(endpoint)

@@ -5,7 +5,7 @@ endpoint is the backend's ``base_url`` (``https://<resource>.openai.azure.com``)
 is the route's ``upstream_model``. Bodies, responses, streams and errors are OpenAI's, so all of
 that is the OpenAI adapter's; only the URL and the meaning of a 404 differ.
 
-Authentication is whatever ``route.backend.headers`` holds: ``api-key`` for kind "azure" (see
+Authentication is whatever ``route.backend.credentials`` adds: ``api-key`` for kind "azure" (see
 ``credentials``), or an ``authorization: Bearer`` Entra ID token should a backend carry one.
 """
 
@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from gateway.catalog.config import AZURE_API_VERSION
+from gateway.catalog.kinds import KINDS
 from gateway.catalog.registry import ModelRoute
 from gateway.errors import GatewayError, UnsupportedEndpoint, UpstreamError, UpstreamRejected
 from gateway.providers.base import UpstreamRequest
@@ -23,13 +23,15 @@ from gateway.providers.openai import OpenAIAdapter
 from gateway.wire.endpoints import MODERATIONS, RESPONSES, Endpoint
 from gateway.wire.multipart import FormStream
 
+_DEFAULT_VERSION = KINDS["azure"].default_api_version
+
 
 def deployment_url(route: ModelRoute, endpoint: Endpoint) -> str:
     """The data-plane URL of the route's deployment for one endpoint."""
     # safe="" so that a "/" in a deployment name cannot step into another path.
     deployment = quote(route.upstream_model, safe="")
     # The config fills api_version for azure backends; a target built elsewhere may not have it.
-    version = route.backend.api_version or AZURE_API_VERSION
+    version = route.backend.api_version or _DEFAULT_VERSION
     base = route.backend.base_url.rstrip("/")
     return f"{base}/openai/deployments/{deployment}{endpoint.path}?{urlencode({'api-version': version})}"
 
@@ -58,7 +60,7 @@ class AzureOpenAIAdapter(OpenAIAdapter):
             # so it must not reach the client as if the client had asked for something absent.
             return UpstreamError(
                 f"Backend '{route.backend.name}' has no deployment '{route.upstream_model}' "
-                f"(api-version {route.backend.api_version or AZURE_API_VERSION}): {error.message}",
+                f"(api-version {route.backend.api_version or _DEFAULT_VERSION}): {error.message}",
                 code="backend_deployment_not_found",
             )
         return error

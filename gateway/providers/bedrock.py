@@ -23,15 +23,7 @@ from gateway.providers.base import UpstreamRequest
 from gateway.providers.bedrock_embeddings import embeddings_request, translate_embeddings
 from gateway.providers.bedrock_request import DEFAULT_MAX_TOKENS, translate_request
 from gateway.providers.bedrock_response import exception_name, translate_response
-from gateway.providers.bedrock_signing import (
-    AwsCredentials,
-    Clock,
-    CredentialsProvider,
-    DefaultCredentials,
-    region_of,
-    sign,
-    utc_now,
-)
+from gateway.providers.bedrock_signing import AwsCredentials
 from gateway.providers.bedrock_stream import BedrockStreamTap
 from gateway.wire.endpoints import CHAT, EMBEDDINGS, Endpoint
 from gateway.wire.multipart import FormStream
@@ -63,12 +55,6 @@ _THROTTLED = frozenset(("throttlingexception", "servicequotaexceededexception"))
 
 
 class BedrockAdapter:
-    """``credentials`` and ``clock`` are for tests: by default botocore's chain and the system clock."""
-
-    def __init__(self, *, credentials: CredentialsProvider | None = None, clock: Clock | None = None) -> None:
-        self._credentials = credentials or DefaultCredentials()
-        self._clock = clock or utc_now
-
     def request(self, endpoint: Endpoint, payload: dict[str, Any], route: ModelRoute) -> UpstreamRequest:
         model = quote(route.upstream_model, safe=_PATH_SAFE)
         if endpoint.path == CHAT.path:
@@ -84,10 +70,9 @@ class BedrockAdapter:
             )
         url = f"{route.backend.base_url}/model/{model}/{method}"
         encoded = _encoder.encode(body)
-        headers = {"content-type": "application/json", **route.backend.headers}
-        if any(name.lower() == "authorization" for name in headers):
-            return UpstreamRequest(url=url, headers=headers, body=encoded)  # a Bedrock API key
-        return UpstreamRequest(url=url, headers=self._signed(route, url, headers, encoded), body=encoded)
+        # Signed (SigV4) by the backend's credentials, or carrying its Bedrock API key.
+        headers = route.backend.credentials.authorize(url, {"content-type": "application/json"}, encoded)
+        return UpstreamRequest(url=url, headers=headers, body=encoded)
 
     def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]:
         if endpoint.path == EMBEDDINGS.path:
@@ -129,21 +114,6 @@ class BedrockAdapter:
             return UpstreamError(f"Backend '{name}' failed with status {status}: {message}")
         code = "not_found" if status == 404 else None
         return UpstreamRejected(status, message, type_="invalid_request_error", code=code, retry_after=retry_after)
-
-    def _signed(self, route: ModelRoute, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
-        name = route.backend.name
-        region = region_of(route.backend.base_url, route.backend.region)
-        if region is None:
-            raise UpstreamError(
-                f"Backend '{name}': no AWS region configured, and none in its base_url; set the backend's region."
-            )
-        credentials = self._credentials()
-        if credentials is None:
-            raise UpstreamError(
-                f"Backend '{name}': no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                "or AWS_PROFILE, or run with an IAM role)."
-            )
-        return sign(url, headers, body, credentials, region, self._clock())
 
 
 def _require_chat(endpoint: Endpoint) -> None:

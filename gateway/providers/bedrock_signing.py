@@ -1,20 +1,19 @@
 """AWS credentials and Signature Version 4 for Bedrock requests, on top of botocore.
 
 Credentials come from botocore's default chain (environment variables, shared files, SSO,
-container and instance roles...), resolved once per adapter and refreshed by botocore when they
-are temporary. Everything botocore hands back is untyped; it stays inside this module.
+container and instance roles...), resolved once per process and refreshed by botocore when they
+are temporary. ``SigV4`` is a Bedrock backend's credential provider: it signs each request.
+Everything botocore hands back is untyped; it stays inside this module.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth  # type: ignore[import-untyped]
 from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
@@ -22,8 +21,9 @@ from botocore.credentials import ReadOnlyCredentials  # type: ignore[import-unty
 from botocore.exceptions import BotoCoreError  # type: ignore[import-untyped]
 from botocore.session import get_session  # type: ignore[import-untyped]
 
+from gateway.errors import UpstreamError
+
 SERVICE = "bedrock"  # Bedrock Runtime's signing name, whatever its host name says
-_HOST_REGION = re.compile(r"^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 _RETRY_MISSING = 30.0  # seconds before looking again for credentials that were not there
 
 
@@ -34,7 +34,7 @@ class AwsCredentials:
     token: str | None = field(default=None, repr=False)
 
 
-CredentialsProvider = Callable[[], AwsCredentials | None]
+AwsCredentialChain = Callable[[], AwsCredentials | None]
 """Current credentials, or None when there are none; called for every request."""
 
 Clock = Callable[[], datetime]
@@ -76,14 +76,6 @@ class DefaultCredentials:
         return AwsCredentials(str(frozen.access_key), str(frozen.secret_key), frozen.token or None)
 
 
-def region_of(base_url: str, configured: str | None) -> str | None:
-    """The configured region, else the one in a standard ``bedrock-runtime.<region>`` host name."""
-    if configured:
-        return configured
-    found = _HOST_REGION.match(urlsplit(base_url).hostname or "")
-    return found.group(1) if found else None
-
-
 class _ClockedSigV4(SigV4Auth):  # type: ignore[misc]
     """botocore's SigV4 signer, with the signing time given rather than read from the system clock."""
 
@@ -111,3 +103,24 @@ def sign(
     utc = when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
     _ClockedSigV4(frozen, region, utc).add_auth(request)
     return {str(name).lower(): str(value) for name, value in request.headers.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class SigV4:
+    """Signs every request to one Bedrock backend for its region, with the chain's current credentials."""
+
+    backend: str
+    region: str
+    chain: AwsCredentialChain = field(repr=False)
+    clock: Clock = field(default=utc_now, repr=False)
+
+    def authorize(self, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
+        if body is None:
+            raise UpstreamError(f"Backend '{self.backend}': a streamed upload cannot be signed.")
+        credentials = self.chain()
+        if credentials is None:
+            raise UpstreamError(
+                f"Backend '{self.backend}': no AWS credentials found (set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an IAM role)."
+            )
+        return sign(url, headers, body, credentials, self.region, self.clock())

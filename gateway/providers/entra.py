@@ -1,8 +1,8 @@
 """Microsoft Entra ID tokens for Azure OpenAI backends configured with ``entra:``.
 
-A token is fetched with the OAuth 2.0 client-credentials grant at start, written into the
-backend's header map (the one every route to that backend shares), and renewed in the background
-before it expires. The request path only reads the header: it never waits for Entra. If Entra
+A token is fetched with the OAuth 2.0 client-credentials grant at start, kept by the backend's
+credential provider (``EntraToken``), and renewed in the background before it expires. The request
+path only reads the provider's current token: it never waits for Entra. If Entra
 cannot be reached, the last token stays in use until it expires, and renewal retries with backoff.
 """
 
@@ -13,8 +13,7 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import msgspec
@@ -34,21 +33,37 @@ class TokenError(Exception):
 
 
 @dataclass(slots=True)
-class _Holder:
+class EntraToken:
+    """A backend's credential provider: the bearer token of the last successful renewal."""
+
     name: str
     entra: EntraConfig
-    headers: dict[str, str]  # the backend's shared header map, updated in place
+    token: str | None = field(default=None, repr=False)
+
+    def authorize(self, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
+        # No token yet (Entra unreachable since start): sent without, the backend's 401 becomes a 502.
+        return {**headers, "authorization": f"Bearer {self.token}"} if self.token else headers
 
 
 class EntraTokens:
-    def __init__(self, upstream: Upstream, backends: Mapping[str, tuple[EntraConfig, dict[str, str]]]) -> None:
+    def __init__(self, upstream: Upstream) -> None:
         self._upstream = upstream
-        self._holders = [_Holder(name, entra, headers) for name, (entra, headers) in backends.items()]
+        self._holders: list[EntraToken] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+
+    def token_for(self, name: str, entra: EntraConfig) -> EntraToken:
+        """A new provider for a backend; renewed from ``start`` on (at once, when made after it)."""
+        holder = EntraToken(name, entra)
+        self._holders.append(holder)
+        if self._started:
+            self._tasks.append(asyncio.create_task(self._keep(holder, 0.0, failures=0), name=f"entra-{name}"))
+        return holder
 
     async def start(self) -> None:
         """Fetch every backend's first token (a failure is logged, and that backend answers 502 until
         a renewal succeeds), then keep them fresh in the background."""
+        self._started = True
         firsts = await asyncio.gather(*(self._renew(holder, failures=0) for holder in self._holders))
         for holder, (wait, ok) in zip(self._holders, firsts, strict=True):
             keep = self._keep(holder, wait, failures=0 if ok else 1)
@@ -62,7 +77,7 @@ class EntraTokens:
                 await task
         self._tasks.clear()
 
-    async def _keep(self, holder: _Holder, wait: float, failures: int) -> None:
+    async def _keep(self, holder: EntraToken, wait: float, failures: int) -> None:
         while True:
             await asyncio.sleep(wait)
             try:
@@ -72,15 +87,15 @@ class EntraTokens:
                 wait, ok = _RETRY_SECONDS[-1], False
             failures = 0 if ok else failures + 1
 
-    async def _renew(self, holder: _Holder, failures: int) -> tuple[float, bool]:
-        """Fetch a token into the backend's headers: the seconds until the next attempt, and success."""
+    async def _renew(self, holder: EntraToken, failures: int) -> tuple[float, bool]:
+        """Fetch a token into the provider: the seconds until the next attempt, and success."""
         try:
             token, lifetime = await self.fetch(holder.entra)
         except TokenError as exc:
             delay = _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS) - 1)]
             log.warning("backend %r: no Entra ID token (%s); retrying in %.0f s", holder.name, exc, delay)
             return delay, False
-        holder.headers["authorization"] = f"Bearer {token}"
+        holder.token = token
         return max(1.0, lifetime - min(_RENEW_MARGIN_SECONDS, lifetime / 2)), True
 
     async def fetch(self, entra: EntraConfig) -> tuple[str, float]:

@@ -48,9 +48,9 @@ class GeminiAdapter:
                 "This model's backend (Gemini API) supports only /chat/completions and /embeddings, "
                 f"not {endpoint.path}."
             )
-        headers = {"content-type": "application/json", **route.backend.headers}
-        url = f"{route.backend.base_url}/models/{model}{method}"
-        return UpstreamRequest(url=url, headers=headers, body=_encoder.encode(body))
+        url, encoded = f"{route.backend.base_url}/models/{model}{method}", _encoder.encode(body)
+        headers = route.backend.credentials.authorize(url, {"content-type": "application/json"}, encoded)
+        return UpstreamRequest(url=url, headers=headers, body=encoded)
 
     def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]:
         return translate_embeddings(body) if endpoint.path == EMBEDDINGS.path else translate_response(body)

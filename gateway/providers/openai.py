@@ -38,16 +38,18 @@ class OpenAIAdapter:
             options = body.get("stream_options") or {}
             if not options.get("include_usage"):
                 body["stream_options"] = {**options, "include_usage": True}
-        headers = {"content-type": "application/json", **route.backend.headers}
-        return UpstreamRequest(url=route.backend.base_url + endpoint.path, headers=headers, body=_encoder.encode(body))
+        url, encoded = route.backend.base_url + endpoint.path, _encoder.encode(body)
+        headers = route.backend.credentials.authorize(url, {"content-type": "application/json"}, encoded)
+        return UpstreamRequest(url=url, headers=headers, body=encoded)
 
     def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
         # Plain text says nothing about the audio's length; JSON carries the usage to bill by, and is
         # turned back into text on the way out (``TextTranscriptTap``). A rule, not a value, so that it
         # also applies when the field comes after the file.
         replace: dict[str, Replacement] = {"model": route.upstream_model, "response_format": _json_for_text}
-        headers = {"content-type": form.content_type, **route.backend.headers}
-        return UpstreamRequest(route.backend.base_url + endpoint.path, headers, form.rewrite(replace))
+        url = route.backend.base_url + endpoint.path
+        headers = route.backend.credentials.authorize(url, {"content-type": form.content_type}, None)
+        return UpstreamRequest(url, headers, form.rewrite(replace))
 
     def response(self, endpoint: Endpoint, body: bytes) -> tuple[bytes, Usage | None]:
         try:

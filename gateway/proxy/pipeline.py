@@ -1,8 +1,9 @@
 """The request path, top to bottom: authenticate, route, admit (quotas), forward, settle, record.
 
-No SQL here after start-up: keys come from the authenticator's cache, models from the in-memory
-catalog, and the usage record goes to the batched writer. Every request that enters ``handle``
-leaves exactly one usage record, whether it succeeds, fails, streams or is cut short.
+No SQL here after start-up: keys come from the authenticator's cache; models, backends and limits
+from the runtime snapshot, taken once per request; the usage record goes to the batched writer.
+Every request that enters ``handle`` leaves exactly one usage record, whether it succeeds, fails,
+streams or is cut short.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from gateway.proxy.exchange import Exchange
 from gateway.proxy.ingress import OPENAI, Ingress
 from gateway.proxy.streaming import StreamRelay
 from gateway.quotas.service import Quotas
+from gateway.snapshot.state import LiveSnapshot, Snapshot
 from gateway.upstream.client import Upstream
 from gateway.web.errors import status_and_type
 from gateway.wire.endpoints import Endpoint
@@ -67,7 +69,7 @@ class Pipeline:
         self,
         *,
         auth: Authenticator,
-        catalog: Catalog,
+        live: LiveSnapshot,
         upstream: Upstream,
         adapters: Mapping[str, Adapter],
         ledger: UsageWriter,
@@ -77,7 +79,7 @@ class Pipeline:
         upload_idle_seconds: float = 30.0,
     ) -> None:
         self._auth = auth
-        self.catalog = catalog
+        self._live = live
         self._upstream = upstream
         self._adapters = adapters
         self._ledger = ledger
@@ -88,20 +90,21 @@ class Pipeline:
 
     async def handle(self, request_id: str, endpoint: Endpoint, client: Inbound, ingress: Ingress = OPENAI) -> ASGIApp:
         exchange = Exchange(request_id=request_id, endpoint=endpoint.name)
+        snapshot = self._live.current  # this request reads this snapshot alone, to its end
         with self._accounting(exchange) as account:
             exchange.key = await self._auth.authenticate(client.headers)
             if endpoint.form:
-                return account.hand_over(await self._upload(exchange, endpoint, client))
+                return account.hand_over(await self._upload(exchange, snapshot, endpoint, client))
             body = ingress.decode(await client.body(), endpoint)
             exchange.model = body["model"]
-            route = exchange.route = self.route(body["model"], exchange.key)
+            route = exchange.route = self._route(snapshot.catalog, body["model"], exchange.key)
             if route.backend.kind == ingress.native_kind:  # client and backend speak one schema: pass through
                 adapter, payload, ingress = ingress.native_adapter(client.headers), body, OPENAI
             else:
                 adapter, payload = self._adapters[route.backend.kind], ingress.translate(body)
             upstream = adapter.request(endpoint, payload, route)  # first: a request it refuses costs no quota
             admission = exchange.admission = await self._quotas.admit(
-                request_id, exchange.key, route, endpoint, payload
+                snapshot.limits, request_id, exchange.key, route, endpoint, payload
             )
             if payload.get("stream") or endpoint.relays:
                 opening = self._open_stream(exchange, adapter, endpoint, payload, upstream, ingress)
@@ -114,7 +117,7 @@ class Pipeline:
             return ASGIResponse(body=ingress.respond(content, payload), media_type="application/json", headers=headers)
         raise AssertionError("unreachable")  # the accounting context never swallows an exception
 
-    async def _upload(self, exchange: Exchange, endpoint: Endpoint, client: Inbound) -> StreamRelay:
+    async def _upload(self, exchange: Exchange, snapshot: Snapshot, endpoint: Endpoint, client: Inbound) -> StreamRelay:
         """A multipart upload (audio): routed on its ``model`` field, streamed on to the backend as
         it arrives. Its reply is relayed the same way, so nothing is held whole in memory."""
         assert exchange.key is not None
@@ -128,9 +131,9 @@ class Pipeline:
             upload = _Upload(form)
             try:
                 exchange.model = form.fields["model"]
-                route = exchange.route = self.route(exchange.model, exchange.key)
+                route = exchange.route = self._route(snapshot.catalog, exchange.model, exchange.key)
                 exchange.admission = await self._quotas.admit(
-                    exchange.request_id, exchange.key, route, endpoint, form.fields
+                    snapshot.limits, exchange.request_id, exchange.key, route, endpoint, form.fields
                 )
                 adapter = self._adapters[route.backend.kind]
                 upstream = adapter.upload(endpoint, form, route)
@@ -171,8 +174,16 @@ class Pipeline:
     async def authenticate(self, headers: Mapping[str, str]) -> KeyInfo:
         return await self._auth.authenticate(headers)
 
+    @property
+    def catalog(self) -> Catalog:
+        """The models in force now (for the model list and side requests)."""
+        return self._live.current.catalog
+
     def route(self, model: str, key: KeyInfo) -> ModelRoute:
-        route = self.catalog.resolve(model)
+        return self._route(self.catalog, model, key)
+
+    def _route(self, catalog: Catalog, model: str, key: KeyInfo) -> ModelRoute:
+        route = catalog.resolve(model)
         if not key.may_use(model):
             raise PermissionDenied(f"This API key may not use the model '{model}'.", param="model")
         return route

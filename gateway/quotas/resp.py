@@ -95,6 +95,15 @@ class RespClient:
         conn.transport.write(_pack(args))
         return await waiter  # a caller that gives up leaves its waiter in line: replies stay aligned
 
+    async def ping(self, seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await self.call("PING")
+        except Exception:  # refused, reset, timed out: the caller only asks whether it answers
+            self.drop()  # a reply still on its way would no longer line up with its caller
+            return False
+        return True
+
     def drop(self) -> None:
         """Close the connection (after a timeout): replies may no longer line up with callers."""
         if self._conn is not None and self._conn.transport is not None:

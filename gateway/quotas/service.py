@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -99,14 +99,10 @@ class Quotas:
         redis_timeout_seconds: float = 0.25,
         clock: Callable[[], float] = time.time,
         upstream: Upstream | None = None,
-        stored: Callable[[], Awaitable[list[LimitRule]]] | None = None,
-        refresh_seconds: float = 10.0,
     ) -> None:
+        # The file's policy (time zone, failure mode, output estimate, alerts). The limits in force
+        # come with each call, from the runtime snapshot.
         self._config = config
-        self._index = RuleIndex(config.limits)
-        self._load_stored = stored  # limits set through the admin API or the CLI, from SQL
-        self._refresh_seconds = refresh_seconds
-        self._refresher: asyncio.Task[None] | None = None
         self._warming: asyncio.Future[int] | None = None
         self._periods = Periods(config.zone)
         self._lease_ms = round(lease_seconds * 1000)
@@ -127,11 +123,6 @@ class Quotas:
         self.fail_open_admissions = 0
 
     async def start(self) -> None:
-        await self.refresh()
-        if self._load_stored is not None:
-            self._refresher = asyncio.create_task(self._refresh_forever(), name="quota-limits")
-        if self._warming is not None:
-            await self._warming  # limits that estimate tokens: ready before the first request
         if self._shared is not None:
             self._flusher = asyncio.create_task(self._flush_forever(), name="quota-settlements")
 
@@ -143,30 +134,40 @@ class Quotas:
     def file_rules(self) -> tuple[LimitRule, ...]:
         return self._config.limits
 
-    async def refresh(self) -> None:
-        """Take up the stored limits now (after an admin change; else every refresh interval)."""
-        if self._load_stored is not None:
-            self._index = RuleIndex(self._config.limits + tuple(await self._load_stored()))
-        if self._index.needs_tokens and self._warming is None:
-            # The tokenizer takes a second and 140 MB to load: loaded off the event loop, and only
-            # once some limit counts tokens or money (not for a gateway without such limits).
-            self._warming = asyncio.ensure_future(asyncio.to_thread(count_text, "warm up"))
+    def rules(self, stored: tuple[LimitRule, ...] = ()) -> RuleIndex:
+        """The limits in force: the file's, then those set through the API or the CLI."""
+        return RuleIndex(self._config.limits + stored)
 
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_seconds)
-            try:
-                await self.refresh()
-            except Exception as exc:  # SQL away: keep the limits known so far
-                log.warning("stored quota limits not reloaded (%s); keeping the previous ones", type(exc).__name__)
+    async def prepare(self, limits: RuleIndex) -> None:
+        """Get ready to apply ``limits`` before they take effect. The tokenizer takes a second and
+        140 MB to load: loaded off the event loop, and only once some limit counts tokens or money
+        (not for a gateway without such limits)."""
+        if limits.needs_tokens and self._warming is None:
+            self._warming = asyncio.ensure_future(asyncio.to_thread(count_text, "warm up"))
+        if self._warming is not None:
+            await self._warming
+
+    def redis_state(self) -> str | None:
+        """None without Redis; else "ok", or why quotas are not being counted in Redis right now."""
+        if self._shared is None:
+            return None
+        if self._clock() < self._redis_down_until:
+            return f"unreachable (when_redis_is_down: {self._config.when_redis_is_down})"
+        return "ok"
+
+    @property
+    def fails_closed(self) -> bool:
+        return self._config.when_redis_is_down == "closed"
+
+    async def ping_redis(self, seconds: float) -> bool:
+        """Whether the quota step's own Redis connection answers now."""
+        return self._client is not None and await self._client.ping(seconds)
 
     async def stop(self) -> None:
         """Write what is pending, within a bound. The flusher is asked to finish rather than
         cancelled: a cancellation landing inside the Redis client can be swallowed there."""
         self._closing = True
         self._wakeup.set()
-        if self._refresher is not None:
-            self._refresher.cancel()
         if self._flusher is not None:
             await asyncio.wait({self._flusher}, timeout=_STOP_SECONDS)
             if not self._flusher.done():
@@ -179,12 +180,18 @@ class Quotas:
             await self._client.aclose()
 
     async def admit(
-        self, request_id: str, key: KeyInfo, route: ModelRoute, endpoint: Endpoint, payload: dict[str, Any]
+        self,
+        limits: RuleIndex,
+        request_id: str,
+        key: KeyInfo,
+        route: ModelRoute,
+        endpoint: Endpoint,
+        payload: dict[str, Any],
     ) -> Admission | None:
-        if self._index.empty:
+        if limits.empty:
             return None
         user = payload.get("user")
-        matched = self._index.matching(key, user if isinstance(user, str) else None, route.model)
+        matched = limits.matching(key, user if isinstance(user, str) else None, route.model)
         if not matched:
             return None
         now = self._clock()
@@ -216,13 +223,10 @@ class Quotas:
         admission.headers = _rate_headers(held, {i: c.limit - used[i] - amounts[i] for i, c in enumerate(held)}, now)
         return admission
 
-    async def usage(
-        self, key: KeyInfo, user: str | None = None, extra: list[LimitRule] | None = None
-    ) -> list[LimitUsage]:
-        """Where the key stands against every limit that applies to it (any model), now. ``extra``:
-        stored limits, for a caller that has not started this instance (the CLI)."""
+    async def usage(self, limits: RuleIndex, key: KeyInfo, user: str | None = None) -> list[LimitUsage]:
+        """Where the key stands against every limit of ``limits`` that applies to it (any model), now."""
         now = self._clock()
-        index = RuleIndex(self._config.limits + tuple(extra)) if extra else self._index
+        index = limits
         held = counters(index.matching(key, user, None), now, self._periods, self._lease_ms)
         store = self._store_for_reading(now)
         try:

@@ -44,7 +44,7 @@ PAYLOAD = {
 
 
 def _route() -> ModelRoute:
-    backend = BackendTarget(uuid.uuid4(), "fake", "openai", "http://127.0.0.1:9/v1", None, headers={})
+    backend = BackendTarget(uuid.uuid4(), "fake", "openai", "http://127.0.0.1:9/v1", None)
     prices = Prices(input=150_000, output=600_000)
     return ModelRoute("bench-model", uuid.uuid4(), uuid.uuid4(), 1, backend, "bench-model", {}, prices, 0)
 
@@ -56,14 +56,14 @@ def _key() -> KeyInfo:
 
 
 async def _measure(quotas: Quotas, requests: int, concurrency: int) -> list[float]:
-    key, route = _key(), _route()
+    key, route, limits = _key(), _route(), quotas.rules()
     latencies: list[float] = []
     counter = iter(range(requests))
 
     async def worker() -> None:
         for i in counter:
             started = time.perf_counter()
-            admission = await quotas.admit(f"req-{i}", key, route, CHAT, PAYLOAD)
+            admission = await quotas.admit(limits, f"req-{i}", key, route, CHAT, PAYLOAD)
             latencies.append(time.perf_counter() - started)
             assert admission is not None
             quotas.settle(admission, None, 0)
