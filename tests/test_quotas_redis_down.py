@@ -92,6 +92,19 @@ async def _load(gateway: Gateway, key: str, stop: asyncio.Event) -> list[tuple[f
     return seen
 
 
+async def _readiness(gateway: Gateway, stop: asyncio.Event) -> list[tuple[float, float, int, str]]:
+    """/readyz polled until ``stop``: (asked at, answered at, status, what it said of Redis) each time."""
+    seen: list[tuple[float, float, int, str]] = []
+    async with gateway.http() as http:
+        while not stop.is_set():
+            asked = time.monotonic()
+            response = await http.get("/readyz")
+            check = response.json()["checks"].get("redis", "")
+            seen.append((asked, time.monotonic(), response.status_code, check))
+            await asyncio.sleep(0.05)
+    return seen
+
+
 @pytest.mark.parametrize("mode", ["open", "closed"])
 async def test_redis_stopped_mid_load_then_restarted(
     tmp_path: Path, mode: str, caplog: pytest.LogCaptureFixture
@@ -103,16 +116,21 @@ async def test_redis_stopped_mid_load_then_restarted(
             key = await gateway.create_key(f"redis-{mode}")
             stop = asyncio.Event()
             load = asyncio.create_task(_load(gateway, key, stop))
-            await asyncio.sleep(0.5)
-            before = len(await redis.quota_keys())
+            readiness = asyncio.create_task(_readiness(gateway, stop))
+            counted: list[bytes] = []
+            while not counted:  # counted in Redis before the outage (a busy machine may take a while)
+                counted = await redis.quota_keys()
+                await asyncio.sleep(0.05)
+            before = len(counted)
             await redis.stop()
             down = time.monotonic()
             await asyncio.sleep(1.5)
+            restarting = time.monotonic()
             await redis.start()  # empty again: it keeps nothing on disk
             up = time.monotonic()
             await asyncio.sleep(1.5)  # fail-over lasts a second before Redis is tried again
             stop.set()
-            seen = await load
+            seen, ready = await load, await readiness
             after = len(await redis.quota_keys())
             async with gateway.http() as http:
                 metrics = (await http.get("/metrics")).text
@@ -122,12 +140,19 @@ async def test_redis_stopped_mid_load_then_restarted(
         outage = [(status, code) for sent, _, status, code in seen if down + 0.1 < sent < up]
         recovered = [status for sent, _, status, _ in seen if sent > up + 1.1]
         assert outage and recovered and set(recovered) == {200}
+        ready_during = [
+            (code, check) for asked, answered, code, check in ready if down + 0.1 < asked < answered < restarting
+        ]
+        assert ready_during and any(check.startswith("failed") for _, check in ready_during)
         if mode == "open":
+            # Failing open serves every request, so the replica stays in service: reported, not unready.
+            assert {status for status, _ in ready_during} == {200}
             assert {status for status, _ in outage} == {200}
             assert gateway.runtime.quotas.fail_open_admissions > 0
             assert "fail-open" in caplog.text
             assert f"gateway_quota_fail_open_admissions_total {gateway.runtime.quotas.fail_open_admissions}" in metrics
         else:
+            assert {status for status, _ in ready_during} == {503}  # it can serve nothing under a limit
             assert set(outage) == {(503, "service_unavailable")}
     finally:
         await redis.stop()

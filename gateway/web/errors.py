@@ -105,6 +105,12 @@ def handle_database_error(_request: Request[Any, Any, Any], exc: SQLAlchemyError
 
 
 def handle_unexpected(_request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, OSError):
+        # A connection the driver opens itself (asyncpg refused or reset) arrives unwrapped by SQLAlchemy.
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return error_response(
+            503, "The database is unavailable; try again shortly.", "api_error", code="service_unavailable"
+        )
     log.exception("unexpected error", exc_info=exc)
     return error_response(500, "The gateway failed unexpectedly; the error was logged.", "server_error")
 
