@@ -251,3 +251,13 @@ def test_values_out_of_range_are_refused_by_name(variable: str, value: str, comp
     with pytest.raises(ConfigError) as caught:
         Settings.load(environ={variable: value})
     assert variable in str(caught.value) and complaint in str(caught.value)
+
+
+def test_readme_configuration_table_matches_gateway_settings() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `GATEWAY_")]
+    table = {name.strip().strip("`"): default.strip().strip("`") for name, default in rows}
+    words = {"''": "empty", "None": "unset"}
+    expected = {variable: words.get(default, default.strip("'")) for variable, default, _ in field_docs()}
+    assert table == {"GATEWAY_CONFIG": "unset"} | expected
