@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from gateway.errors import ConfigError
 from gateway.yaml_file import read_yaml
 
 ENV_PREFIX = "GATEWAY_"
+_DATABASE_URL_FORMS = "postgresql+asyncpg://user:pass@host/db or sqlite+aiosqlite:///path"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _POSITIVE = (
     "port",
@@ -114,6 +116,14 @@ class Settings:
         for name in _POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()}: must be greater than 0")
+        problem = _database_url_problem(self.database_url.strip())
+        if problem:
+            raise ConfigError(f"{ENV_PREFIX}DATABASE_URL: {masked_url(self.database_url.strip())!r} {problem}")
+
+    @property
+    def database_setting(self) -> str:
+        """The variable to blame when the database is unusable: the URL, or the data dir it defaults into."""
+        return ENV_PREFIX + ("DATABASE_URL" if self.database_url.strip() else "DATA_DIR")
 
     @property
     def embedded(self) -> bool:
@@ -177,6 +187,36 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of setting names to values")
     return {str(k): v for k, v in data.items()}
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (over-masking rather than leaking a stray '@')."""
+    return re.sub(r"^([^:/]+://[^:/@]*):.*@", r"\1:***@", url)
+
+
+def _database_url_problem(url: str) -> str | None:
+    """What is wrong with the form of a database URL ('' is embedded mode), None if nothing."""
+    if not url:
+        return None
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", url)
+    if scheme is None:
+        return f"is not a URL: expected {_DATABASE_URL_FORMS}"
+    dialect, _, driver = scheme.group(1).lower().partition("+")
+    if dialect in {"postgres", "postgresql"} and driver != "asyncpg":
+        return "has the wrong scheme: use postgresql+asyncpg://user:pass@host/db (asyncpg is the driver)"
+    if dialect == "sqlite" and driver != "aiosqlite":
+        return "has the wrong scheme: use sqlite+aiosqlite:///path (aiosqlite is the driver)"
+    if dialect not in {"postgresql", "sqlite"}:
+        return f"is an unsupported database ({dialect}): expected {_DATABASE_URL_FORMS}"
+    # SQLAlchemy's own parser, so a URL that passes here parses in the engine too; imported only
+    # when a URL is set.
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url)
+    except ValueError as exc:  # ArgumentError is a ValueError too
+        return "cannot be parsed" + (" (its port is not a number)" if "int()" in str(exc) else "")
+    return None
 
 
 def _checked(raw: Mapping[str, Any], source: str, *, env_names: bool = False) -> dict[str, Any]:

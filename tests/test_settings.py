@@ -135,6 +135,49 @@ def test_unrelated_environment_variables_are_ignored() -> None:
     assert Settings.load(environ={"GATEWAY_NOT_A_SETTING": "1", "PORT": "1"}) == Settings()
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://user:pass@db:5432/gateway",
+        "postgresql+asyncpg:///gateway",
+        "sqlite+aiosqlite:////var/lib/gateway/gateway.db",
+        "sqlite+aiosqlite:///:memory:",
+        "",
+    ],
+)
+def test_supported_database_urls_are_accepted(url: str) -> None:
+    assert Settings.load(environ={"GATEWAY_DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("postgres://u:pw1234@db/gateway", "use postgresql+asyncpg://"),
+        ("postgresql://u:pw1234@db/gateway", "use postgresql+asyncpg://"),
+        ("sqlite:///gateway.db", "use sqlite+aiosqlite://"),
+        ("mysql+aiomysql://u:pw1234@db/gateway", "unsupported database"),
+        ("db.example.com:5432", "not a URL"),
+        ("postgresql+asyncpg://u:pw1234@db:port/gateway", "port"),
+    ],
+)
+def test_database_url_of_the_wrong_form_is_refused_without_its_password(url: str, complaint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={"GATEWAY_DATABASE_URL": url})
+    message = str(caught.value)
+    assert message.startswith("GATEWAY_DATABASE_URL: ") and complaint in message
+    assert "pw1234" not in message
+
+
+def test_readme_configuration_table_matches_gateway_settings() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `GATEWAY_")]
+    table = {name.strip().strip("`"): default.strip().strip("`") for name, default in rows}
+    words = {"''": "empty", "None": "unset"}
+    expected = {variable: words.get(default, default.strip("'")) for variable, default, _ in field_docs()}
+    assert table == {"GATEWAY_CONFIG": "unset"} | expected
+
+
 def test_config_file_that_is_not_yaml_is_rejected(tmp_path: Path) -> None:
     config = _config_file(tmp_path, "port: [9000\n")
     with pytest.raises(ConfigError, match="not valid YAML") as caught:
@@ -251,13 +294,3 @@ def test_values_out_of_range_are_refused_by_name(variable: str, value: str, comp
     with pytest.raises(ConfigError) as caught:
         Settings.load(environ={variable: value})
     assert variable in str(caught.value) and complaint in str(caught.value)
-
-
-def test_readme_configuration_table_matches_gateway_settings() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
-    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `GATEWAY_")]
-    table = {name.strip().strip("`"): default.strip().strip("`") for name, default in rows}
-    words = {"''": "empty", "None": "unset"}
-    expected = {variable: words.get(default, default.strip("'")) for variable, default, _ in field_docs()}
-    assert table == {"GATEWAY_CONFIG": "unset"} | expected
