@@ -8,6 +8,7 @@ lower case), the environment, then command-line flags. Nothing else in the packa
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import os
 import re
@@ -21,6 +22,8 @@ from gateway.errors import ConfigError
 from gateway.yaml_file import read_yaml
 
 ENV_PREFIX = "GATEWAY_"
+RESERVED_PREFIX = ENV_PREFIX + "TEST_"
+"""Never a setting: left to test suites (their database URLs, fake backend keys), never refused."""
 _DATABASE_URL_FORMS = "postgresql+asyncpg://user:pass@host/db or sqlite+aiosqlite:///path"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _POSITIVE = (
@@ -151,6 +154,7 @@ class Settings:
         Each source is checked on its own, so an error names where the bad value came from.
         """
         env = os.environ if environ is None else environ
+        _refuse_unknown_variables(env)
         path = config_file or env.get(ENV_PREFIX + "CONFIG")
         values: dict[str, Any] = {}
         if path:
@@ -219,10 +223,27 @@ def _database_url_problem(url: str) -> str | None:
     return None
 
 
+def _refuse_unknown_variables(env: Mapping[str, str]) -> None:
+    """A misspelt ``GATEWAY_*`` variable would otherwise be silently ignored, leaving the default."""
+    known = [ENV_PREFIX + "CONFIG", *(ENV_PREFIX + name.upper() for name in _FIELDS)]
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and not name.startswith(RESERVED_PREFIX) and name not in known:
+            raise ConfigError(
+                f"{name}: unknown setting ({_closest(name, known)}); "
+                f"every {ENV_PREFIX}* variable must be a setting ({RESERVED_PREFIX}* excepted)"
+            )
+
+
+def _closest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean {close[0]}?" if close else "`gateway settings` lists them"
+
+
 def _checked(raw: Mapping[str, Any], source: str, *, env_names: bool = False) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(_FIELDS))
     if unknown:
-        raise ConfigError(f"{source}: unknown setting(s): {', '.join(unknown)}")
+        names = list(_FIELDS)
+        raise ConfigError(f"{source}: " + ", ".join(f"unknown setting {n} ({_closest(n, names)})" for n in unknown))
     return {
         name: _coerce(name, value, ENV_PREFIX + name.upper() if env_names else source) for name, value in raw.items()
     }

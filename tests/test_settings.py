@@ -124,15 +124,42 @@ def test_bad_config_file_value_names_the_file_and_the_field(tmp_path: Path, valu
     assert "expected int for port" in message
 
 
-def test_unknown_key_in_config_file_is_rejected(tmp_path: Path) -> None:
+def test_unknown_key_in_config_file_is_rejected_with_the_closest_name(tmp_path: Path) -> None:
     config = _config_file(tmp_path, "port: 9000\nprot: 9001\ndatabase: x\n")
     with pytest.raises(ConfigError) as caught:
         Settings.load(str(config), environ={})
-    assert str(caught.value) == f"{config}: unknown setting(s): database, prot"
+    assert str(caught.value) == (
+        f"{config}: unknown setting database (did you mean database_url?), unknown setting prot (did you mean port?)"
+    )
 
 
-def test_unrelated_environment_variables_are_ignored() -> None:
-    assert Settings.load(environ={"GATEWAY_NOT_A_SETTING": "1", "PORT": "1"}) == Settings()
+def test_unknown_key_with_no_close_name_points_at_the_reference(tmp_path: Path) -> None:
+    config = _config_file(tmp_path, "zzz: 1\n")
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(str(config), environ={})
+    assert str(caught.value) == f"{config}: unknown setting zzz (`gateway settings` lists them)"
+
+
+@pytest.mark.parametrize(
+    ("variable", "closest"),
+    [
+        ("GATEWAY_MODLES_FILE", "GATEWAY_MODELS_FILE"),
+        ("GATEWAY_DATABASE", "GATEWAY_DATABASE_URL"),
+        ("GATEWAY_LOGLEVEL", "GATEWAY_LOG_LEVEL"),
+        ("GATEWAY_CONFIG_FILE", "GATEWAY_CONFIG"),
+    ],
+)
+def test_unknown_gateway_variable_is_refused_with_the_closest_name(variable: str, closest: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={variable: "x"})
+    message = str(caught.value)
+    assert message.startswith(f"{variable}: unknown setting (did you mean {closest}?")
+    assert "\n" not in message
+
+
+def test_unrelated_and_test_suite_variables_are_ignored() -> None:
+    environ = {"PORT": "1", "MY_GATEWAY_KEY": "k", "GATEWAY_TEST_DATABASE_URL": "x", "GATEWAY_TEST_": "y"}
+    assert Settings.load(environ=environ) == Settings()
 
 
 @pytest.mark.parametrize(

@@ -139,3 +139,17 @@ async def test_the_asgi_factory_reports_a_start_up_error_without_a_traceback(tmp
     assert ended.returncode != 0
     assert "Traceback" not in ended.stderr
     assert [line for line in ended.lines if "quotas.yaml" in line], ended.stderr
+
+
+async def test_an_unknown_gateway_variable_is_refused_with_the_closest_name(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    env["GATEWAY_MODLES_FILE"] = env.pop("GATEWAY_MODELS_FILE")
+    for command in (("settings",), ("serve",)):
+        ended = await _run(env, *command)
+        _assert_one_line(ended, "GATEWAY_MODLES_FILE", "GATEWAY_MODELS_FILE")
+
+
+async def test_variables_reserved_for_test_suites_are_not_refused(tmp_path: Path) -> None:
+    env = _env(tmp_path) | {"GATEWAY_TEST_DATABASE_URL": "anything", "GATEWAY_TEST_UPSTREAM_KEY": "k"}
+    ended = await _run(env, "settings")
+    assert ended.returncode == 0, ended.stderr
