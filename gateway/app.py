@@ -6,15 +6,27 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx
 from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.types import (
+    LifeSpanReceive,
+    LifeSpanScope,
+    LifeSpanSend,
+    LifeSpanSendMessage,
+    LifeSpanStartupFailedEvent,
+    Receive,
+    Scope,
+    Send,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.admin.controller import AdminKeysController
 from gateway.admin.quotas import AdminQuotaLimitsController, AdminQuotasController
+from gateway.db.engine import unusable_database
 from gateway.errors import GatewayError
 from gateway.health.controller import HealthController
 from gateway.ingress.controller import AnthropicController
@@ -77,6 +89,56 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def create_app_from_env() -> Litestar:
+def create_app_from_env() -> StartupReporter:
     """Factory for ASGI servers (``uvicorn --factory gateway.app:create_app_from_env``)."""
-    return create_app()
+    settings = Settings.load()
+    return StartupReporter(create_app(settings), settings)
+
+
+class StartupReporter:
+    """The app as a server runs it: a start-up failure the gateway can explain reaches the server's
+    log as that one line, in place of the traceback Litestar hands over (an operator's mistake is
+    not a bug). Requests pass straight through."""
+
+    def __init__(self, app: Litestar, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(
+        self, scope: Scope | LifeSpanScope, receive: Receive | LifeSpanReceive, send: Send | LifeSpanSend
+    ) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        await self._lifespan(cast("LifeSpanScope", scope), cast("LifeSpanReceive", receive), cast("LifeSpanSend", send))
+
+    async def _lifespan(self, scope: LifeSpanScope, receive: LifeSpanReceive, send: LifeSpanSend) -> None:
+        failures: list[LifeSpanSendMessage] = []
+
+        async def hold_startup_failure(message: LifeSpanSendMessage) -> None:
+            # Litestar reports the failure first and raises after: hold it until the error is known.
+            if message["type"] == "lifespan.startup.failed":
+                failures.append(message)
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, hold_startup_failure)
+        except BaseException as exc:
+            line = self._explained(exc) if failures else None
+            if line is None:
+                for failure in failures:
+                    await send(failure)
+                raise
+            failed: LifeSpanStartupFailedEvent = {"type": "lifespan.startup.failed", "message": f"gateway: {line}"}
+            await send(failed)
+
+    def _explained(self, exc: BaseException) -> str | None:
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        if isinstance(exc, GatewayError):
+            return exc.message
+        if isinstance(exc, SQLAlchemyError):
+            url, setting = self.settings.effective_database_url, self.settings.database_setting
+            return unusable_database(exc, url, setting).message
+        return None

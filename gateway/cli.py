@@ -93,8 +93,16 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from gateway.db.engine import check_connection
+    from gateway.quotas.config import load_quota_config
+
     settings = Settings.load()
-    load_catalog_config(settings.models_file)  # a bad models file fails here, named, not in a worker
+    # What the workers' start-up would trip over is checked here, once: each failure is then one
+    # line and exit 2, where a worker's would be uvicorn's traceback (and, with several workers,
+    # a parent exiting 0).
+    load_catalog_config(settings.models_file)
+    load_quota_config(settings.quotas_file)
+    asyncio.run(check_connection(settings.effective_database_url, settings.database_setting))
     uvicorn.run(
         "gateway.app:create_app_from_env",
         factory=True,
@@ -122,11 +130,12 @@ def _migrate(_args: argparse.Namespace) -> None:
     from gateway.db.migrate import upgrade
 
     settings = Settings.load()
-    upgrade(settings.effective_database_url)
+    upgrade(settings.effective_database_url, setting=settings.database_setting)
     print("migrations applied")
 
 
 def _settings_reference(_args: argparse.Namespace) -> None:
+    Settings.load()  # the reference is printed only once the settings in force are valid
     for variable, default, doc in field_docs():
         print(f"{variable} (default {default})\n    {doc}")
 
@@ -263,13 +272,16 @@ def parse_expiry(text: str, now: datetime | None = None) -> datetime:
 @contextlib.asynccontextmanager
 async def _sessions() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """SQL sessions on a short-lived engine (migrating first in embedded mode)."""
-    from gateway.db.engine import create_engine, session_factory
+    from gateway.db.engine import check_connection, create_engine, session_factory
     from gateway.db.migrate import upgrade_async
 
     settings = Settings.load()
+    url, setting = settings.effective_database_url, settings.database_setting
     if settings.should_migrate:
-        await upgrade_async(settings.effective_database_url)
-    engine = create_engine(settings.effective_database_url)
+        await upgrade_async(url, setting=setting)
+    else:
+        await check_connection(url, setting)
+    engine = create_engine(url)
     try:
         yield session_factory(engine)
     finally:

@@ -8,8 +8,10 @@ lower case), the environment, then command-line flags. Nothing else in the packa
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -20,6 +22,9 @@ from gateway.errors import ConfigError
 from gateway.yaml_file import read_yaml
 
 ENV_PREFIX = "GATEWAY_"
+RESERVED_PREFIX = ENV_PREFIX + "TEST_"
+"""Never a setting: left to test suites (their database URLs, fake backend keys), never refused."""
+_DATABASE_URL_FORMS = "postgresql+asyncpg://user:pass@host/db or sqlite+aiosqlite:///path"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _POSITIVE = (
     "port",
@@ -114,6 +119,14 @@ class Settings:
         for name in _POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()}: must be greater than 0")
+        problem = _database_url_problem(self.database_url.strip())
+        if problem:
+            raise ConfigError(f"{ENV_PREFIX}DATABASE_URL: {masked_url(self.database_url.strip())!r} {problem}")
+
+    @property
+    def database_setting(self) -> str:
+        """The variable to blame when the database is unusable: the URL, or the data dir it defaults into."""
+        return ENV_PREFIX + ("DATABASE_URL" if self.database_url.strip() else "DATA_DIR")
 
     @property
     def embedded(self) -> bool:
@@ -141,6 +154,7 @@ class Settings:
         Each source is checked on its own, so an error names where the bad value came from.
         """
         env = os.environ if environ is None else environ
+        _refuse_unknown_variables(env)
         path = config_file or env.get(ENV_PREFIX + "CONFIG")
         values: dict[str, Any] = {}
         if path:
@@ -179,10 +193,57 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (over-masking rather than leaking a stray '@')."""
+    return re.sub(r"^([^:/]+://[^:/@]*):.*@", r"\1:***@", url)
+
+
+def _database_url_problem(url: str) -> str | None:
+    """What is wrong with the form of a database URL ('' is embedded mode), None if nothing."""
+    if not url:
+        return None
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", url)
+    if scheme is None:
+        return f"is not a URL: expected {_DATABASE_URL_FORMS}"
+    dialect, _, driver = scheme.group(1).lower().partition("+")
+    if dialect in {"postgres", "postgresql"} and driver != "asyncpg":
+        return "has the wrong scheme: use postgresql+asyncpg://user:pass@host/db (asyncpg is the driver)"
+    if dialect == "sqlite" and driver != "aiosqlite":
+        return "has the wrong scheme: use sqlite+aiosqlite:///path (aiosqlite is the driver)"
+    if dialect not in {"postgresql", "sqlite"}:
+        return f"is an unsupported database ({dialect}): expected {_DATABASE_URL_FORMS}"
+    # SQLAlchemy's own parser, so a URL that passes here parses in the engine too; imported only
+    # when a URL is set.
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url)
+    except ValueError as exc:  # ArgumentError is a ValueError too
+        return "cannot be parsed" + (" (its port is not a number)" if "int()" in str(exc) else "")
+    return None
+
+
+def _refuse_unknown_variables(env: Mapping[str, str]) -> None:
+    """A misspelt ``GATEWAY_*`` variable would otherwise be silently ignored, leaving the default."""
+    known = [ENV_PREFIX + "CONFIG", *(ENV_PREFIX + name.upper() for name in _FIELDS)]
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and not name.startswith(RESERVED_PREFIX) and name not in known:
+            raise ConfigError(
+                f"{name}: unknown setting ({_closest(name, known)}); "
+                f"every {ENV_PREFIX}* variable must be a setting ({RESERVED_PREFIX}* excepted)"
+            )
+
+
+def _closest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean {close[0]}?" if close else "`gateway settings` lists them"
+
+
 def _checked(raw: Mapping[str, Any], source: str, *, env_names: bool = False) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(_FIELDS))
     if unknown:
-        raise ConfigError(f"{source}: unknown setting(s): {', '.join(unknown)}")
+        names = list(_FIELDS)
+        raise ConfigError(f"{source}: " + ", ".join(f"unknown setting {n} ({_closest(n, names)})" for n in unknown))
     return {
         name: _coerce(name, value, ENV_PREFIX + name.upper() if env_names else source) for name, value in raw.items()
     }

@@ -7,7 +7,7 @@ Usage in a test::
     validate("CreateChatCompletionResponse", response.json())
 
 The spec is looked up at ``<repo root>/../shared/specs/openai-openapi.yaml`` (the repo root is the
-parent of ``tests/``), or at the path in the ``GATEWAY_OPENAI_SPEC`` environment variable. When the
+parent of ``tests/``), or at the path in the ``GATEWAY_TEST_OPENAI_SPEC`` environment variable. When the
 file is missing, :func:`validate` raises :class:`OpenAISpecNotFoundError`. That error is deliberately
 *not* an ``AssertionError``, so a ``pytest.raises(AssertionError)`` around ``validate`` can never pass
 just because the spec is missing.
@@ -48,7 +48,7 @@ from referencing.jsonschema import DRAFT202012
 
 __all__ = ["SPEC_ENV_VAR", "OpenAISpecNotFoundError", "spec_path", "validate"]
 
-SPEC_ENV_VAR: Final = "GATEWAY_OPENAI_SPEC"
+SPEC_ENV_VAR: Final = "GATEWAY_TEST_OPENAI_SPEC"
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC_PATH: Final = REPO_ROOT.parent / "shared" / "specs" / "openai-openapi.yaml"
 
@@ -90,7 +90,7 @@ class OpenAISpecNotFoundError(FileNotFoundError):
 
 
 def spec_path() -> Path:
-    """Where the spec is expected: ``$GATEWAY_OPENAI_SPEC`` or ``<repo>/../shared/specs/...``."""
+    """Where the spec is expected: ``$GATEWAY_TEST_OPENAI_SPEC`` or ``<repo>/../shared/specs/...``."""
     override = os.environ.get(SPEC_ENV_VAR)
     if override:
         return Path(override).expanduser().resolve()

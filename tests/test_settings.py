@@ -124,15 +124,85 @@ def test_bad_config_file_value_names_the_file_and_the_field(tmp_path: Path, valu
     assert "expected int for port" in message
 
 
-def test_unknown_key_in_config_file_is_rejected(tmp_path: Path) -> None:
+def test_unknown_key_in_config_file_is_rejected_with_the_closest_name(tmp_path: Path) -> None:
     config = _config_file(tmp_path, "port: 9000\nprot: 9001\ndatabase: x\n")
     with pytest.raises(ConfigError) as caught:
         Settings.load(str(config), environ={})
-    assert str(caught.value) == f"{config}: unknown setting(s): database, prot"
+    assert str(caught.value) == (
+        f"{config}: unknown setting database (did you mean database_url?), unknown setting prot (did you mean port?)"
+    )
 
 
-def test_unrelated_environment_variables_are_ignored() -> None:
-    assert Settings.load(environ={"GATEWAY_NOT_A_SETTING": "1", "PORT": "1"}) == Settings()
+def test_unknown_key_with_no_close_name_points_at_the_reference(tmp_path: Path) -> None:
+    config = _config_file(tmp_path, "zzz: 1\n")
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(str(config), environ={})
+    assert str(caught.value) == f"{config}: unknown setting zzz (`gateway settings` lists them)"
+
+
+@pytest.mark.parametrize(
+    ("variable", "closest"),
+    [
+        ("GATEWAY_MODLES_FILE", "GATEWAY_MODELS_FILE"),
+        ("GATEWAY_DATABASE", "GATEWAY_DATABASE_URL"),
+        ("GATEWAY_LOGLEVEL", "GATEWAY_LOG_LEVEL"),
+        ("GATEWAY_CONFIG_FILE", "GATEWAY_CONFIG"),
+    ],
+)
+def test_unknown_gateway_variable_is_refused_with_the_closest_name(variable: str, closest: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={variable: "x"})
+    message = str(caught.value)
+    assert message.startswith(f"{variable}: unknown setting (did you mean {closest}?")
+    assert "\n" not in message
+
+
+def test_unrelated_and_test_suite_variables_are_ignored() -> None:
+    environ = {"PORT": "1", "MY_GATEWAY_KEY": "k", "GATEWAY_TEST_DATABASE_URL": "x", "GATEWAY_TEST_": "y"}
+    assert Settings.load(environ=environ) == Settings()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://user:pass@db:5432/gateway",
+        "postgresql+asyncpg:///gateway",
+        "sqlite+aiosqlite:////var/lib/gateway/gateway.db",
+        "sqlite+aiosqlite:///:memory:",
+        "",
+    ],
+)
+def test_supported_database_urls_are_accepted(url: str) -> None:
+    assert Settings.load(environ={"GATEWAY_DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("postgres://u:pw1234@db/gateway", "use postgresql+asyncpg://"),
+        ("postgresql://u:pw1234@db/gateway", "use postgresql+asyncpg://"),
+        ("sqlite:///gateway.db", "use sqlite+aiosqlite://"),
+        ("mysql+aiomysql://u:pw1234@db/gateway", "unsupported database"),
+        ("db.example.com:5432", "not a URL"),
+        ("postgresql+asyncpg://u:pw1234@db:port/gateway", "port"),
+    ],
+)
+def test_database_url_of_the_wrong_form_is_refused_without_its_password(url: str, complaint: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(environ={"GATEWAY_DATABASE_URL": url})
+    message = str(caught.value)
+    assert message.startswith("GATEWAY_DATABASE_URL: ") and complaint in message
+    assert "pw1234" not in message
+
+
+def test_readme_configuration_table_matches_gateway_settings() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `GATEWAY_")]
+    table = {name.strip().strip("`"): default.strip().strip("`") for name, default in rows}
+    words = {"''": "empty", "None": "unset"}
+    expected = {variable: words.get(default, default.strip("'")) for variable, default, _ in field_docs()}
+    assert table == {"GATEWAY_CONFIG": "unset"} | expected
 
 
 def test_config_file_that_is_not_yaml_is_rejected(tmp_path: Path) -> None:

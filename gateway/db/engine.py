@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from gateway.errors import ConfigError
+from gateway.settings import masked_url
+
+UNUSABLE_DATABASE_ERRORS = (SQLAlchemyError, OSError)
+"""What reaching a database can raise: the driver's own errors arrive wrapped by SQLAlchemy, but a
+refused connection or an unknown host arrives as the bare OSError (TimeoutError is one too)."""
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -42,3 +50,36 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def check_connection(url: str, setting: str) -> None:
+    """Connect once, so that an unusable database is a one-line start-up error, not a traceback."""
+    try:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+    except UNUSABLE_DATABASE_ERRORS as exc:
+        raise unusable_database(exc, url, setting) from None
+
+
+def unusable_database(exc: BaseException, url: str, setting: str) -> ConfigError:
+    """One line naming the setting, the URL (password masked) and the driver's own reason."""
+    # SQLAlchemy's wrapper adds its class name and a documentation link; the driver's reason does not.
+    while isinstance(exc, SQLAlchemyError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    password = _password(url)
+    if password:  # drivers do not echo passwords, but an error message is no place to bet on that
+        reason = reason.replace(password, "***")
+    return ConfigError(f"{setting}: cannot use the database at {masked_url(url)}: {reason}")
+
+
+def _password(url: str) -> str | None:
+    try:
+        password = make_url(url).password
+    except ValueError:  # unparseable: masked_url still hides whatever sits where a password would
+        return None
+    return str(password) if password else None

@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
 
+from gateway.db.engine import UNUSABLE_DATABASE_ERRORS, unusable_database
 from gateway.errors import ConfigError
 
 
@@ -35,9 +36,13 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    with _sqlite_file_lock(database_url):
-        command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", *, setting: str = "GATEWAY_DATABASE_URL") -> None:
+    """Migrate to ``revision``; a database that cannot be reached is a ConfigError naming ``setting``."""
+    try:
+        with _sqlite_file_lock(database_url):
+            command.upgrade(alembic_config(database_url), revision)
+    except UNUSABLE_DATABASE_ERRORS as exc:
+        raise unusable_database(exc, database_url, setting) from None
 
 
 @contextlib.contextmanager
@@ -61,6 +66,6 @@ def downgrade(database_url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
-async def upgrade_async(database_url: str) -> None:
+async def upgrade_async(database_url: str, *, setting: str = "GATEWAY_DATABASE_URL") -> None:
     # alembic's env.py drives its own event loop, so run it on a worker thread.
-    await asyncio.to_thread(upgrade, database_url)
+    await asyncio.to_thread(upgrade, database_url, setting=setting)
