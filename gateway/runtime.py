@@ -62,7 +62,7 @@ class Runtime:
 async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> AsyncIterator[Runtime]:
     url = settings.effective_database_url
     if settings.should_migrate:
-        await upgrade_async(url)
+        await upgrade_async(url, setting=settings.database_setting)
     engine = create_engine(url)
     sessions = session_factory(engine)
     async with contextlib.AsyncExitStack() as stack:
