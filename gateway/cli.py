@@ -6,14 +6,13 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import sys
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from gateway.catalog.config import load_catalog_config
 from gateway.errors import GatewayError
+from gateway.keys.expiry import parse_expiry
 from gateway.settings import Settings, field_docs
 
 if TYPE_CHECKING:  # imported when used: `gateway --help` should not load SQLAlchemy
@@ -242,22 +241,6 @@ def _quotas_usage(args: argparse.Namespace) -> None:
         print(f"(counted in {rows[0].source}; spend in nano-USD)")
 
     asyncio.run(run())
-
-
-def parse_expiry(text: str, now: datetime | None = None) -> datetime:
-    now = now or datetime.now(UTC)
-    duration = re.fullmatch(r"(\d+)([dhm])", text.strip())
-    if duration:
-        amount, unit = int(duration.group(1)), duration.group(2)
-        try:
-            return now + timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
-        except OverflowError:
-            raise GatewayError(f"--expires: {text!r} is too far in the future") from None
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise GatewayError(f"--expires: expected an ISO date/time or a duration like 30d, got {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @contextlib.asynccontextmanager

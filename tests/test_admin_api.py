@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -39,3 +40,26 @@ async def test_a_bad_query_parameter_names_it(gateway: Gateway) -> None:
     assert missing.json()["error"]["message"] == "Missing required parameter: 'key'."
     assert ill_typed.status_code == 400 and ill_typed.json()["error"]["param"] == "include_revoked"
     assert "'include_revoked'" in ill_typed.json()["error"]["message"]
+
+
+async def test_a_key_expires_in_a_duration_as_the_cli_takes_it(gateway: Gateway) -> None:
+    async with gateway.http() as http:
+        before = datetime.now(UTC)
+        created = await http.post("/admin/keys", headers=ADMIN, json={"name": "in-30d", "expires_in": "30d"})
+        after = datetime.now(UTC)
+        at = await http.post("/admin/keys", headers=ADMIN, json={"name": "at", "expires_at": "2031-01-02T03:04:05Z"})
+        both = {"name": "x", "expires_at": "2031-01-02T03:04:05Z", "expires_in": "12h"}
+        refused = [
+            await http.post("/admin/keys", headers=ADMIN, json=body)
+            for body in (both, {"name": "x", "expires_in": "soon"}, {"name": "x", "expires_in": "99999999d"})
+        ]
+    assert created.status_code == 201, created.text
+    expires = datetime.fromisoformat(created.json()["info"]["expires_at"])
+    assert before + timedelta(days=30) <= expires <= after + timedelta(days=30)
+    assert at.status_code == 201 and datetime.fromisoformat(at.json()["info"]["expires_at"]) == datetime(
+        2031, 1, 2, 3, 4, 5, tzinfo=UTC
+    )
+    for response in refused:
+        assert response.status_code == 400 and response.json()["error"]["param"] == "expires_in", response.text
+    assert "'expires_at' or 'expires_in'" in refused[0].json()["error"]["message"]
+    assert "too far" in refused[2].json()["error"]["message"]
