@@ -63,3 +63,15 @@ async def test_a_key_expires_in_a_duration_as_the_cli_takes_it(gateway: Gateway)
         assert response.status_code == 400 and response.json()["error"]["param"] == "expires_in", response.text
     assert "'expires_at' or 'expires_in'" in refused[0].json()["error"]["message"]
     assert "too far" in refused[2].json()["error"]["message"]
+
+
+async def test_a_key_for_an_unknown_model_is_refused(gateway: Gateway) -> None:
+    body = {"name": "typo", "models": ["chat-model", "nosuchmodel", "gpt-5-nope"]}
+    async with gateway.http() as http:
+        before = len((await http.get("/admin/keys", headers=ADMIN)).json()["data"])
+        response = await http.post("/admin/keys", headers=ADMIN, json=body)
+        after = len((await http.get("/admin/keys", headers=ADMIN)).json()["data"])
+    error = response.json()["error"]
+    assert response.status_code == 400 and error["param"] == "models", response.text
+    assert "'gpt-5-nope', 'nosuchmodel'" in error["message"] and "'chat-model'" not in error["message"]
+    assert before == after, "nothing was created"
