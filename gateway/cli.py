@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # imported when used: `gateway --help` should not load SQLAlc
     from gateway.keys.service import KeyService
     from gateway.quotas.limits import LimitService
 
+_SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
@@ -30,9 +32,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ["GATEWAY_CONFIG"] = args.config
     try:
         args.run(args)
+        sys.stdout.flush()  # here, so that a reader gone early (`| head`) is caught below
     except GatewayError as exc:
         print(f"gateway: {exc.message}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:
+        # Whoever read our output stopped: end quietly, as `yes | head` does. Pointing stdout at
+        # /dev/null keeps the interpreter's own last flush from failing in turn.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(_SIGPIPE_EXIT)
 
 
 def _parser() -> argparse.ArgumentParser:

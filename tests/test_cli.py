@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness import Gateway
 
@@ -49,3 +51,37 @@ async def test_keys_create_refuses_models_the_gateway_does_not_serve(gateway: Ga
     created = await _cli(env, "keys", "create", "--name", "served", "--models", "chat-model")
     assert created.returncode == 0, created.stderr
     assert created.stdout.startswith("sk-gw-")
+
+
+def _with_reader_gone(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run with stdout a pipe whose reader has closed already, as `gateway ... | head` ends up."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "gateway", *args],
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+
+
+def test_printing_commands_end_quietly_when_the_reader_goes(tmp_path: Path) -> None:
+    env = {**os.environ, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "gateway", "keys", "create", "--name", "k"],
+            env=env,
+            check=False,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    for args in (["settings"], ["keys", "list"], ["quotas", "list"], ["migrate"]):
+        ran = _with_reader_gone(env, *args)
+        assert ran.returncode in (0, 141) and ran.stderr == "", (args, ran.returncode, ran.stderr)
