@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from harness import ADMIN_KEY, Gateway
 
+from gateway.admin.quota_schemas import LimitSpec
+
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 
 
@@ -75,3 +77,79 @@ async def test_a_key_for_an_unknown_model_is_refused(gateway: Gateway) -> None:
     assert response.status_code == 400 and error["param"] == "models", response.text
     assert "'gpt-5-nope', 'nosuchmodel'" in error["message"] and "'chat-model'" not in error["message"]
     assert before == after, "nothing was created"
+
+
+async def test_quota_usage_names_the_unit_of_every_number(gateway: Gateway) -> None:
+    created = await gateway.runtime.keys.create("usage-units")
+    target = {"scope": "key", "name": created.key.prefix}
+    budget = {"micro_usd": 5_000_000, "period": "month"}
+    async with gateway.http() as http:
+        # Two limits: one on a scope, name and model replaces the one there before.
+        for limits in (
+            {"requests_per_minute": 10, "concurrent_requests": 2},
+            {"model": "chat-model", "budget": budget},
+        ):
+            put = await http.put("/admin/quotas/limits", headers=ADMIN, json={**target, **limits})
+            assert put.status_code == 200, put.text
+        usage = await http.get("/admin/quotas/usage", headers=ADMIN, params={"key": created.key.prefix})
+    assert usage.status_code == 200, usage.text
+    rows = {row["metric"]: row for row in usage.json()["data"] if row["name"] == created.key.prefix}
+    assert {metric: row["unit"] for metric, row in rows.items()} == {
+        "requests": "requests",
+        "concurrent": "requests_in_flight",
+        "spend": "nano_usd",
+    }
+    assert rows["spend"]["limit"] == 5_000_000_000 and rows["spend"]["usd"] == "$0.00 / $5.00"
+    assert rows["requests"]["usd"] is None
+
+
+async def test_quota_routes_have_typed_schemas(gateway: Gateway) -> None:
+    async with gateway.http() as http:
+        schema = (await http.get("/schema/openapi.json")).json()
+    paths = schema["paths"]
+
+    def body_of(operation: dict[str, Any]) -> str:
+        return str(operation["requestBody"]["content"]["application/json"]["schema"]["$ref"])
+
+    def answer_of(operation: dict[str, Any]) -> str:
+        return str(operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])
+
+    assert answer_of(paths["/admin/quotas/usage"]["get"]).endswith("/UsageView")
+    assert answer_of(paths["/admin/quotas/limits"]["get"]).endswith("/LimitList")
+    assert body_of(paths["/admin/quotas/limits"]["put"]).endswith("/LimitSpec")
+    assert answer_of(paths["/admin/quotas/limits"]["put"]).endswith("/LimitView")
+    assert answer_of(paths["/admin/quotas/limits/{limit_id}"]["delete"]).endswith("/LimitDeleted")
+    components = schema["components"]["schemas"]
+    assert "budget" in components["LimitSpec"]["properties"] and "unit" in components["UsageRow"]["properties"]
+    assert "expires_in" in components["CreateKey"]["properties"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "wording"),
+    [
+        ({"scope": "key", "tokens_per_minute": "lots"}, "tokens_per_minute", "Invalid value for 'tokens_per_minute'"),
+        ({"scope": "key", "budget": {"period": "day"}}, "budget.micro_usd", "Missing required parameter"),
+        ({"scope": "key", "budget": {"micro_usd": 1, "period": "day", "x": 1}}, "budget.x", "Unrecognized"),
+        ({"requests_per_minute": 5}, "scope", "Missing required parameter: 'scope'."),
+        ({"scope": "key", "concurrent_requests": 0}, "concurrent_requests", "expected a whole number >= 1"),
+    ],
+)
+async def test_a_bad_limit_names_the_field(gateway: Gateway, body: dict[str, Any], param: str, wording: str) -> None:
+    async with gateway.http() as http:
+        response = await http.put("/admin/quotas/limits", headers=ADMIN, json=body)
+    error = response.json()["error"]
+    assert response.status_code == 400 and error["param"] == param and wording in error["message"], error
+
+
+async def test_limits_from_the_file_and_the_api_have_one_shape(gateway: Gateway) -> None:
+    spec = {"scope": "team", "name": "one-shape", "budget": {"micro_usd": 7_000_000, "period": "day"}}
+    async with gateway.http() as http:
+        put = await http.put("/admin/quotas/limits", headers=ADMIN, json=spec)
+        listed = (await http.get("/admin/quotas/limits", headers=ADMIN)).json()
+        removed = await http.delete(f"/admin/quotas/limits/{put.json()['id']}", headers=ADMIN)
+    assert put.json() == {**spec, "id": put.json()["id"]}
+    assert put.json() in listed["api"]
+    fields = set(LimitSpec.__struct_fields__) | {"id"}
+    for entry in listed["file"] + listed["api"]:
+        assert set(entry) <= fields, entry
+    assert removed.json() == {"deleted": put.json()["id"]}
