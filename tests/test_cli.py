@@ -85,3 +85,22 @@ def test_printing_commands_end_quietly_when_the_reader_goes(tmp_path: Path) -> N
     for args in (["settings"], ["keys", "list"], ["quotas", "list"], ["migrate"]):
         ran = _with_reader_gone(env, *args)
         assert ran.returncode in (0, 141) and ran.stderr == "", (args, ran.returncode, ran.stderr)
+
+
+def test_quotas_list_prints_a_table_of_file_and_stored_limits(tmp_path: Path) -> None:
+    quotas_file = tmp_path / "quotas.yaml"
+    quotas_file.write_text("limits:\n  - {scope: org, name: acme, budget: {micro_usd: 50000000, period: month}}\n")
+    env = {**os.environ, "GATEWAY_DATA_DIR": str(tmp_path / "data"), "GATEWAY_QUOTAS_FILE": str(quotas_file)}
+
+    def cli(*args: str) -> str:
+        ran = subprocess.run([sys.executable, "-m", "gateway", *args], env=env, capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr
+        return ran.stdout
+
+    target = ["--scope", "team", "--name", "ml", "--model", "chat-model"]
+    printed = cli("quotas", "set", *target, "--tokens-per-minute", "1000", "--concurrent-requests", "4")
+    limit_id = printed.split()[2].rstrip(":")
+    header, *rows = cli("quotas", "list").splitlines()
+    assert header.split() == ["scope", "name", "model", "limits", "source/id"]
+    assert rows[0].split() == ["org", "acme", "(any)", "budget=$50.00/month", "file"]
+    assert rows[1].split() == ["team", "ml", "chat-model", "tokens_per_minute=1000", "concurrent_requests=4", limit_id]
