@@ -6,21 +6,24 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import sys
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from gateway.catalog.config import load_catalog_config
 from gateway.errors import GatewayError
+from gateway.keys.expiry import parse_expiry
 from gateway.settings import Settings, field_docs
 
 if TYPE_CHECKING:  # imported when used: `gateway --help` should not load SQLAlchemy
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from gateway.keys.service import KeyService
+    from gateway.quotas.config import LimitRule
     from gateway.quotas.limits import LimitService
+    from gateway.quotas.service import LimitUsage
+
+_SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -31,9 +34,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ["GATEWAY_CONFIG"] = args.config
     try:
         args.run(args)
+        sys.stdout.flush()  # here, so that a reader gone early (`| head`) is caught below
     except GatewayError as exc:
         print(f"gateway: {exc.message}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:
+        # Whoever read our output stopped: end quietly, as `yes | head` does. Pointing stdout at
+        # /dev/null keeps the interpreter's own last flush from failing in turn.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(_SIGPIPE_EXIT)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     setter.add_argument("--budget-micro-usd", type=int, help="a budget in whole micro-USD (5000000 = $5)")
     setter.add_argument("--period", choices=("day", "week", "month"), help="the budget's calendar period")
     setter.set_defaults(run=_quotas_set)
-    lister = quotas.add_parser("list", help="the limits set through the CLI or the admin API")
+    lister = quotas.add_parser("list", help="the limits in force: from the quotas file, and set here or by the API")
     lister.set_defaults(run=_quotas_list)
     remover = quotas.add_parser("remove", help="remove a limit set through the CLI or the admin API")
     remover.add_argument("id")
@@ -193,21 +202,42 @@ def _quotas_set(args: argparse.Namespace) -> None:
     async def run() -> None:
         async with _limit_service() as limits:
             stored = await limits.put({k: v for k, v in spec.items() if v is not None})
-        print(f"set limit {stored.id}: {stored.spec} (replicas take it up within GATEWAY_QUOTA_REFRESH_SECONDS)")
+        print(f"set limit {stored.id}: {_limits_text(stored.rule)} on {stored.rule.where}")
+        print("(running gateways take it up within GATEWAY_QUOTA_REFRESH_SECONDS)", file=sys.stderr)
 
     asyncio.run(run())
 
 
 def _quotas_list(_args: argparse.Namespace) -> None:
+    from gateway.quotas.config import load_quota_config
+
     async def run() -> None:
         async with _limit_service() as limits:
             stored = await limits.list()
-        for limit in stored:
-            print(f"{limit.id}  {limit.spec}")
-        if not stored:
-            print("no limits set through the CLI or the admin API (see also GATEWAY_QUOTAS_FILE)")
+        in_file = load_quota_config(Settings.load().quotas_file).limits
+        rows = [(rule, "file") for rule in in_file] + [(limit.rule, str(limit.id)) for limit in stored]
+        if not rows:
+            print("no limits: none in GATEWAY_QUOTAS_FILE, none set through the CLI or the admin API")
+            return
+        print(f"{'scope':6}  {'name':20}  {'model':16}  {'limits':56}  source/id")
+        for rule, source in rows:
+            model = rule.model or "(any)"
+            print(f"{rule.scope:6}  {rule.name[:20]:20}  {model[:16]:16}  {_limits_text(rule):56}  {source}")
 
     asyncio.run(run())
+
+
+def _limits_text(rule: LimitRule) -> str:
+    """``requests_per_minute=600 budget=$50.00/month``: a rule's limits, as the quotas file names them."""
+    import msgspec
+
+    from gateway.admin.quota_schemas import LimitView, dollars
+
+    given = msgspec.to_builtins(LimitView.of(rule))  # only the limits set, by their names in the file
+    parts = [f"{field}={value}" for field, value in given.items() if field.endswith(("_minute", "_requests"))]
+    if rule.budget is not None:
+        parts.append(f"budget={dollars(rule.budget.nano_usd)}/{rule.budget.period}")
+    return " ".join(parts)
 
 
 def _quotas_remove(args: argparse.Namespace) -> None:
@@ -240,33 +270,27 @@ def _quotas_usage(args: argparse.Namespace) -> None:
         if not rows:
             print(f"no limits apply to key {info.prefix}")
             return
-        head = ("scope", "name", "model", "metric", "limit", "used", "remaining")
-        print("{:6}  {:20}  {:16}  {:14}  {:>14}  {:>14}  {:>14}  resets".format(*head))
-        for row in rows:
-            model = row.model or "(any)"
-            print(
-                f"{row.scope:6}  {row.name[:20]:20}  {model[:16]:16}  {row.metric:14}  {row.limit:>14}  "
-                f"{row.used:>14}  {row.remaining:>14}  {row.resets_at or '-'}"
-            )
-        print(f"(counted in {rows[0].source}; spend in nano-USD)")
+        _print_usage(rows)
 
     asyncio.run(run())
 
 
-def parse_expiry(text: str, now: datetime | None = None) -> datetime:
-    now = now or datetime.now(UTC)
-    duration = re.fullmatch(r"(\d+)([dhm])", text.strip())
-    if duration:
-        amount, unit = int(duration.group(1)), duration.group(2)
-        try:
-            return now + timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
-        except OverflowError:
-            raise GatewayError(f"--expires: {text!r} is too far in the future") from None
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise GatewayError(f"--expires: expected an ISO date/time or a duration like 30d, got {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def _print_usage(rows: list[LimitUsage]) -> None:
+    from gateway.admin.quota_schemas import dollars, unit_of
+
+    head = ("scope", "name", "model", "metric", "limit", "used", "remaining", "unit")
+    print("{:6}  {:20}  {:16}  {:14}  {:>14}  {:>14}  {:>14}  {:18}  resets".format(*head))
+    for row in rows:
+        numbers: tuple[object, ...] = (row.limit, row.used, row.remaining)
+        unit = unit_of(row.metric)
+        if unit == "nano_usd":  # for people: dollars (the API gives the exact integers)
+            numbers, unit = tuple(dollars(n) for n in (row.limit, row.used, row.remaining)), "usd"
+        limit, used, remaining = numbers
+        print(
+            f"{row.scope:6}  {row.name[:20]:20}  {(row.model or '(any)')[:16]:16}  {row.metric:14}  {limit!s:>14}  "
+            f"{used!s:>14}  {remaining!s:>14}  {unit:18}  {row.resets_at or '-'}"
+        )
+    print(f"(counted in {rows[0].source})")
 
 
 @contextlib.asynccontextmanager

@@ -80,7 +80,10 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_creates_lists_and_revokes_keys(tmp_path: Path) -> None:
     env = {**os.environ, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
-    created = _cli(env, "keys", "create", "--name", "cli-key", "--models", "a,b", "--expires", "30d")
+    # No gateway has served from this database yet, so it knows no models to allow.
+    unknown_models = _cli(env, "keys", "create", "--name", "cli-key", "--models", "a,b")
+    assert unknown_models.returncode == 2 and "'a', 'b'" in unknown_models.stderr
+    created = _cli(env, "keys", "create", "--name", "cli-key", "--expires", "30d")
     assert created.returncode == 0, created.stderr
     secret = created.stdout.splitlines()[0]
     assert secret.startswith("sk-gw-") and "shown only once" in created.stderr

@@ -161,20 +161,29 @@ async def test_usage_against_limits_through_the_admin_api_and_the_cli(limited: G
             params={"key": created.key.prefix, "user": "alice"},
             headers={"authorization": f"Bearer {ADMIN_KEY}"},
         )
+        limits = await http.get("/admin/quotas/limits", headers={"authorization": f"Bearer {ADMIN_KEY}"})
     assert denied.status_code == 401
+    # The file's limits in the file's own shape, as PUT takes them (micro-USD, not nano-USD).
+    budget = {"scope": "team", "name": "*", "model": "quota-budget", "budget": {"micro_usd": 100, "period": "day"}}
+    assert budget in limits.json()["file"]
+    assert {"scope": "key", "name": "*", "model": "quota-rpm", "requests_per_minute": 3} in limits.json()["file"]
     rows = {(row["scope"], row["model"], row["metric"]): row for row in response.json()["data"]}
     assert rows[("key", "quota-rpm", "requests")] | {"resets_at": None} == {
         "scope": "key",
         "name": "*",
         "model": "quota-rpm",
         "metric": "requests",
+        "unit": "requests",
         "limit": 3,
         "used": 1,
         "remaining": 2,
         "resets_at": None,
         "source": "redis" if limited.mode == "postgres" else "process",
+        "usd": None,
     }
     assert rows[("team", "quota-budget", "spend")]["used"] == 26_000  # settled to the real cost
+    assert rows[("team", "quota-budget", "spend")]["unit"] == "nano_usd"
+    assert rows[("team", "quota-budget", "spend")]["usd"] == "$0.000026 / $0.0001"
     assert rows[("key", "quota-slow", "concurrent")]["used"] == 0
     assert ("user", "quota-user", "requests") in rows
     if limited.mode == "postgres":  # the CLI, a separate process, reads the same Redis
@@ -187,7 +196,9 @@ async def test_usage_against_limits_through_the_admin_api_and_the_cli(limited: G
         printed = await _run(env, "quotas", "usage", "--key", created.key.prefix)
         assert "quota-rpm" in printed and "counted in redis" in printed
         line = next(line for line in printed.splitlines() if "quota-rpm" in line and "requests" in line)
-        assert line.split()[4:7] == ["3", "1", "2"]
+        assert line.split()[4:8] == ["3", "1", "2", "requests"]
+        spend = next(line for line in printed.splitlines() if "quota-budget" in line and "spend" in line)
+        assert spend.split()[4:8] == ["$0.0001", "$0.000026", "$0.000074", "usd"]
 
 
 async def test_a_failed_request_releases_its_whole_reservation(limited: Gateway) -> None:

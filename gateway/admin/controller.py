@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from gateway.admin.auth import require_admin
 from gateway.admin.schemas import CreatedKey, CreateKey, KeyList, KeyView
+from gateway.keys.expiry import expiry_of
 from gateway.runtime import Runtime
 
 
@@ -33,7 +34,7 @@ class AdminKeysController(Controller):
         created = await _runtime(request).keys.create(
             data.name,
             models=data.models,
-            expires_at=data.expires_at,
+            expires_at=expiry_of(data.expires_at, data.expires_in),
             owner=data.owner,
             team=data.team,
             metadata=data.metadata,

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from gateway.db.models import ApiKey
+from gateway.keys.expiry import DURATION_PATTERN
 
 
 class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     models: list[str] | None = None
+    """The models the key may use; leave out for all. Each must be one the gateway serves."""
     expires_at: datetime | None = None
+    """An ISO date/time with a time zone."""
+    expires_in: (
+        Annotated[str, msgspec.Meta(pattern=DURATION_PATTERN, description="A duration from now: 30d, 12h, 90m")] | None
+    ) = None
+    """Instead of ``expires_at``: a duration from now, as ``gateway keys create --expires`` takes it."""
     owner: str | None = None
     team: str | None = None
     metadata: dict[str, Any] | None = None

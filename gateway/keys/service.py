@@ -12,12 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.db.models import ApiKey, Organization, Team, utcnow
+from gateway.db.models import ApiKey, Model, Organization, Team, utcnow
 from gateway.errors import InvalidRequest, NotFound
 from gateway.keys.model import KeyInfo
 from gateway.keys.secrets import hash_secret, new_secret, visible_prefix
 
 DEFAULT_ORG = "default"
+_MODELS_NAMED = 20  # an unknown model's error lists at most this many of those served
 _Named = TypeVar("_Named", Organization, Team)
 
 
@@ -71,6 +72,8 @@ class KeyService:
             raise InvalidRequest("expires_at needs a time zone.", param="expires_at")
         secret = new_secret()
         async with self._sessions.begin() as session:
+            if models:
+                await _check_models_known(session, models)
             organization = await _get_or_create_org(session, org)
             team_row = await _get_or_create_team(session, organization, team) if team else None
             row = ApiKey(
@@ -141,6 +144,21 @@ def _check_text(field: str, value: str | None) -> None:
     """What every database stores as given: at most 200 characters, no NUL."""
     if value is not None and (len(value) > 200 or "\x00" in value):
         raise InvalidRequest(f"'{field}' must be at most 200 characters, without NUL.", param=field)
+
+
+async def _check_models_known(session: AsyncSession, models: list[str]) -> None:
+    """A key for a model the gateway does not serve would be refused on every request: say so now.
+    The models are those ``policies/models.yaml`` declared when a gateway last started."""
+    known = set((await session.scalars(select(Model.name).where(Model.active.is_(True)))).all())
+    unknown = sorted(set(models) - known)
+    if unknown:
+        served = ", ".join(sorted(known)[:_MODELS_NAMED]) + (", ..." if len(known) > _MODELS_NAMED else "")
+        served = served or "none yet (`gateway serve` loads them from the models file at start)"
+        raise InvalidRequest(
+            f"Unknown model(s) in 'models': {', '.join(repr(m) for m in unknown)}. Models served: {served}.",
+            param="models",
+            code="model_not_found",
+        )
 
 
 async def _find(session: AsyncSession, key: str) -> ApiKey:

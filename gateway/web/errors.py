@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Response
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -37,6 +38,10 @@ _MAPPING: tuple[tuple[type[e.GatewayError], int, str], ...] = (
     (e.Conflict, 409, "invalid_request_error"),
 )
 _LITESTAR_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 405: "invalid_request_error"}
+# msgspec's wording for an object's missing and unknown fields, and Litestar's for a missing parameter.
+_MISSING_FIELD = re.compile(r"Object missing required field `(.+)`")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.+)`")
+_MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '(.+)' for path")
 
 
 def status_and_type(exc: e.GatewayError) -> tuple[int, str]:
@@ -87,11 +92,41 @@ def handle_http_exception(_request: Request[Any, Any, Any], exc: HTTPException) 
             "invalid_request_error",
             code="request_too_large",
         )
+    if isinstance(exc, ValidationException):
+        message, param = _validation_message(exc)
+        return error_response(400, message, "invalid_request_error", param=param, headers=exc.headers)
     message = exc.detail or "Request failed."
     if status == 404:
         message = "Unknown path. The OpenAI-compatible API is under /v1 (see /schema)."
     type_ = _LITESTAR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     return error_response(status, message, type_, code=_code_for(status), headers=exc.headers)
+
+
+def _validation_message(exc: ValidationException) -> tuple[str, str | None]:
+    """A body or query parameter that failed validation, named in the message and in ``param``."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    if not problems or not isinstance(problems[0], dict):
+        missing = _MISSING_PARAMETER.search(exc.detail)
+        if missing:
+            return f"Missing required parameter: '{missing.group(1)}'.", missing.group(1)
+        return exc.detail or "Invalid request.", None
+    problem: str = str(problems[0].get("message", "invalid"))
+    # Litestar names the body itself "data", and a nested object by its path.
+    where = str(problems[0].get("key", ""))
+    where = "" if where == "data" else where.removeprefix("data.")
+    if found := _MISSING_FIELD.fullmatch(problem):
+        param = _join(where, found.group(1))
+        return f"Missing required parameter: '{param}'.", param
+    if found := _UNKNOWN_FIELD.fullmatch(problem):
+        param = _join(where, found.group(1))
+        return f"Unrecognized request argument supplied: '{param}'.", param
+    if not where:
+        return f"Invalid request body: {problem}.", None
+    return f"Invalid value for '{where}': {problem}.", where
+
+
+def _join(where: str, field: str) -> str:
+    return f"{where}.{field}" if where else field
 
 
 def handle_database_error(_request: Request[Any, Any, Any], exc: SQLAlchemyError) -> Response[bytes]:
