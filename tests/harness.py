@@ -89,6 +89,11 @@ backends:
     kind: openai
     base_url: {upstream}
     api_key: upstream-secret-do-not-leak
+  claude-impatient:
+    kind: anthropic
+    base_url: {anthropic}
+    api_key: anthropic-secret-do-not-leak
+    timeout_seconds: 0.5
   fake-impatient:
     kind: openai
     base_url: {upstream}
@@ -142,6 +147,9 @@ models:
     upstream_model: fake-hang
   unreachable:
     backend: nowhere
+  claude-slow-count:
+    backend: claude-impatient
+    upstream_model: claude-slow-5000
   claude-model:
     backend: claude
     upstream_model: claude-fake-tokens-12-7

@@ -133,3 +133,10 @@ async def test_passthrough_errors_keep_anthropics_shape(gateway: Gateway, key: s
     with pytest.raises(anthropic.InternalServerError) as caught:
         await _client(gateway, key).messages.create(model="claude-overloaded", max_tokens=10, messages=MESSAGES)
     assert caught.value.status_code == 503 and caught.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+
+
+async def test_count_tokens_waits_only_as_long_as_the_backend_allows(gateway: Gateway, key: str) -> None:
+    """A side request obeys its backend's timeout_seconds (0.5 s here) like a metered one: 504."""
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        await _client(gateway, key).messages.count_tokens(model="claude-slow-count", messages=MESSAGES)
+    assert caught.value.status_code == 504

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import openai
 import pytest
-from harness import Gateway
+from harness import Gateway, eventually
 from openai_spec import validate
 
 PROMPT = [{"role": "user", "content": "Say hello"}]
@@ -239,3 +239,17 @@ async def test_client_leaving_before_the_first_byte_cancels_upstream(gateway: Ga
     await gateway.runtime.ledger.flush()
     rows = await gateway.usage_rows_where(model="slow-start")
     assert [(r.status_code, r.error_type) for r in rows] == [(499, "ClientDisconnected")]
+
+
+async def test_client_leaving_a_plain_request_cancels_the_backend_call(gateway: Gateway, key: str) -> None:
+    """Not only streams: a client that gives up on a plain request stops its backend call at once."""
+    before = gateway.upstream.abandoned
+    body = {"model": "slow-start", "messages": PROMPT, "user": f"leaves-{gateway.mode}"}
+    async with gateway.http() as http:
+        request = http.post("/v1/chat/completions", headers={"authorization": f"Bearer {key}"}, json=body)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):  # the backend takes 3 s to answer
+                await request
+    await eventually(lambda: gateway.upstream.abandoned > before)
+    rows = [r for r in await gateway.usage_rows_where(model="slow-start") if r.streamed is False]
+    assert (rows[-1].status_code, rows[-1].error_type) == (499, "ClientDisconnected")

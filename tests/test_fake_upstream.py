@@ -458,7 +458,7 @@ async def test_client_disconnect_mid_stream_is_counted(client: httpx.AsyncClient
     await wait_for(lambda: fake.disconnects == 1)
     assert fake.completed_streams == 0
     stats = (await client.get(f"http://127.0.0.1:{fake.port}/_fake/stats")).json()
-    assert stats == {"disconnects": 1, "completed_streams": 0, "requests": 1}
+    assert stats == {"disconnects": 1, "abandoned": 1, "completed_streams": 0, "requests": 1}
 
 
 async def test_hang_marker(fake: FakeUpstream) -> None:
@@ -515,6 +515,7 @@ async def test_requests_are_recorded(client: httpx.AsyncClient, fake: FakeUpstre
     assert listed[0]["headers"]["authorization"] == "Bearer sk-up"
     assert (await client.get(f"{base}/stats")).json() == {
         "disconnects": 0,
+        "abandoned": 0,
         "completed_streams": 0,
         "requests": 2,
     }

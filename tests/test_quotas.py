@@ -26,6 +26,7 @@ limits:
   - {scope: team, name: "*", model: quota-budget, budget: {micro_usd: 100, period: day}}
   - {scope: user, name: "*", model: quota-user, requests_per_minute: 2}
   - {scope: key, name: "*", model: quota-fail, requests_per_minute: 1, tokens_per_minute: 50}
+  - {scope: key, name: "*", model: claude-model, requests_per_minute: 1}
 """
 
 
@@ -210,3 +211,15 @@ async def test_a_failed_request_releases_its_whole_reservation(limited: Gateway)
             await client.chat.completions.create(model="quota-fail", messages=PROMPT, max_tokens=20)
         await asyncio.sleep(0.05)
     assert sum(1 for r in limited.upstream.requests if r.body and r.body.get("model") == "fake-error-500") >= 3
+
+
+async def test_an_upload_the_backend_cannot_take_is_refused_before_quotas_are_counted(limited: Gateway) -> None:
+    """Like every other request, an upload its adapter refuses costs no quota and meets none."""
+    from test_media_endpoints import wav
+
+    client = limited.openai(await limited.create_key("upload-order"))
+    await _clear_of_minute_boundary()
+    await client.chat.completions.create(model="claude-model", messages=PROMPT)  # the minute's one request
+    with pytest.raises(openai.BadRequestError) as caught:  # not a 429: the backend offers no transcriptions
+        await client.audio.transcriptions.create(model="claude-model", file=("a.wav", wav(0.1)))
+    assert caught.value.code == "unsupported_endpoint"

@@ -110,7 +110,7 @@ class Pipeline:
                 opening = self._open_stream(exchange, adapter, endpoint, payload, upstream, ingress)
                 return account.hand_over(await _unless_client_leaves(client, opening))
             headers = admission.headers if admission is not None else None
-            reply = await self._forward(route, adapter, upstream)
+            reply = await _unless_client_leaves(client, self._forward(route, adapter, upstream))
             content, exchange.usage = adapter.response(endpoint, reply)
             if exchange.usage is None:  # e.g. moderations, which report none: count it here
                 exchange.usage = await asyncio.to_thread(estimate_reply_usage, payload, content)
@@ -132,11 +132,11 @@ class Pipeline:
             try:
                 exchange.model = form.fields["model"]
                 route = exchange.route = self._route(snapshot.catalog, exchange.model, exchange.key)
+                adapter = self._adapters[route.backend.kind]
+                upstream = adapter.upload(endpoint, form, route)  # first: an upload it refuses costs no quota
                 exchange.admission = await self._quotas.admit(
                     snapshot.limits, exchange.request_id, exchange.key, route, endpoint, form.fields
                 )
-                adapter = self._adapters[route.backend.kind]
-                upstream = adapter.upload(endpoint, form, route)
                 upstream = dataclasses.replace(upstream, body=upload.body(upstream.body))
                 relay = await self._open_stream(exchange, adapter, endpoint, form.fields, upstream, OPENAI)
             except UpstreamError:
@@ -192,7 +192,9 @@ class Pipeline:
         """A side request to a model's backend (not metered): the answer's body, or its error."""
         adapter = self._adapters[route.backend.kind]
         with _upstream_failures(route):
-            response = await self._upstream.send(request.url, request.headers, request.body, 30.0)
+            response = await self._upstream.send(
+                request.url, request.headers, request.body, route.backend.timeout_seconds
+            )
             try:
                 body = await response.aread()
             finally:

@@ -66,7 +66,7 @@ class FakeAnthropic(FakeServer):
         if not isinstance(body, dict):
             raise RequestError(400, "The request body must be a JSON object.")
         validate({"max_tokens": 1, **body})  # count_tokens takes no max_tokens
-        return self._json({"input_tokens": input_tokens(body)})
+        return self._timed(self._json({"input_tokens": input_tokens(body)}), self._behaviour(body["model"]))
 
     def _messages(self, body: Json) -> Reply:
         behaviour = self._behaviour(body["model"])

@@ -57,6 +57,7 @@ class Application(Protocol):
 
     connections: set[Connection]  # the open ones, so that stopping the server can drop them
     disconnects: int  # streams the client went away from
+    abandoned: int  # delayed or hanging replies (streamed or not) the client went away from first
     completed_streams: int
 
     def dispatch(self, request: Request) -> Reply: ...
@@ -127,6 +128,8 @@ class Connection(asyncio.Protocol):
         self._app.connections.discard(self)
         if self._in_stream and not self._closed_by_us:
             self._app.disconnects += 1
+        if self._task is not None and not self._closed_by_us:
+            self._app.abandoned += 1
         if self._task is not None:
             self._task.cancel()  # stop writing: nobody is listening any more
         self._writable.set()

@@ -55,6 +55,7 @@ class FakeServer:
     def __init__(self, *, record: bool = True) -> None:
         self.record = record
         self.disconnects = 0
+        self.abandoned = 0
         self.completed_streams = 0
         self.request_count = 0
         self.connections: set[Connection] = set()  # maintained by the connections themselves
@@ -123,11 +124,13 @@ class FakeServer:
     def reset(self) -> None:
         self.clear_requests()
         self.disconnects = 0
+        self.abandoned = 0
         self.completed_streams = 0
 
     def stats(self) -> Json:
         return {
             "disconnects": self.disconnects,
+            "abandoned": self.abandoned,
             "completed_streams": self.completed_streams,
             "requests": self.request_count,
         }
