@@ -187,7 +187,7 @@ class Pipeline:
             finally:
                 await response.aclose()
         if response.status_code >= 300:
-            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
+            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"), request.url)
         return body
 
     def record(self, exchange: Exchange) -> None:
@@ -210,7 +210,7 @@ class Pipeline:
             finally:
                 await response.aclose()  # a failed read must still give the connection back
         if response.status_code >= 300:
-            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
+            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"), upstream.url)
         return body
 
     async def _open_stream(
@@ -241,7 +241,7 @@ class Pipeline:
                 await response.aclose()
             if response.status_code < 300:
                 raise UpstreamError(f"Backend '{route.backend.name}' answered a stream request without a stream.")
-            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
+            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"), upstream.url)
         tap = ingress.stream(adapter.stream(endpoint, payload, media_type), payload)
         # A relayed reply (audio, a transcript) keeps its type; event streams get the SSE headers.
         return StreamRelay(
