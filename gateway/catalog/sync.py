@@ -7,6 +7,7 @@ new version with the next number. Several replicas may start at once; the unique
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -60,7 +61,9 @@ async def _sync_once(session: AsyncSession, config: CatalogConfig) -> Catalog:
         await session.flush()
         backend = backends[spec.backend]
         version = await _current_version(session, model, spec, backend)
-        routes[spec.name] = _route(model, version, backend, config.backends[spec.backend], headers[spec.backend])
+        route = _route(model, version, backend, config.backends[spec.backend], headers[spec.backend])
+        # How replies name the model is presentation, not part of the version: read from the file.
+        routes[spec.name] = dataclasses.replace(route, reveal_upstream_model=spec.reveal_upstream_model)
     for name, model in models.items():
         if name not in config.models:
             model.active = False
