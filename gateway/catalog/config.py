@@ -83,6 +83,7 @@ class ModelConfig:
     upstream_model: str
     params: dict[str, Any]
     prices: Prices
+    reveal_upstream_model: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +195,7 @@ def _model(fields: _Fields, name: str, spec: Any, backends: dict[str, BackendCon
     where = f"models.{name}"
     fields.name(name, where)
     spec = fields.mapping(spec, where)
-    fields.no_extra(spec, where, {"backend", "upstream_model", "params", "prices"})
+    fields.no_extra(spec, where, {"backend", "upstream_model", "params", "prices", "reveal_upstream_model"})
     backend = fields.string(spec, where, "backend")
     if backend not in backends:
         fields.fail(f"{where}.backend", f"no backend named {backend!r} under 'backends'")
@@ -222,7 +223,15 @@ def _model(fields: _Fields, name: str, spec: Any, backends: dict[str, BackendCon
         upstream_model=fields.optional_string(spec, where, "upstream_model") or name,
         params=dict(params),
         prices=Prices(**amounts),
+        reveal_upstream_model=_reveal(fields, spec, where),
     )
+
+
+def _reveal(fields: _Fields, spec: dict[str, Any], where: str) -> bool:
+    value = spec.get("reveal_upstream_model", False)
+    if not isinstance(value, bool):
+        fields.fail(f"{where}.reveal_upstream_model", f"expected true or false, got {value!r}")
+    return bool(value)
 
 
 class _Fields:

@@ -99,6 +99,8 @@ class ModelRoute:
     params: dict[str, Any]
     prices: Prices
     created: int
+    reveal_upstream_model: bool = False
+    """Replies name the backend's own model id rather than the public name the client asked for."""
 
 
 @dataclass(frozen=True, slots=True)

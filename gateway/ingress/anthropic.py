@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from gateway.catalog.registry import ModelRoute
 from gateway.errors import InvalidRequest, UpstreamError
 from gateway.ingress.anthropic_messages import AnthropicEventStream, to_anthropic_message, to_openai_request
 from gateway.ingress.anthropic_native import AnthropicPassthrough
@@ -49,15 +50,19 @@ class AnthropicIngress:
         payload["stream_options"] = {"include_usage": True} if payload.get("stream") else None
         return {k: v for k, v in payload.items() if v is not None}
 
-    def respond(self, body: bytes, payload: dict[str, Any]) -> bytes:
+    def respond(self, body: bytes, payload: dict[str, Any], route: ModelRoute) -> bytes:
         try:
             response = _decoder.decode(body)
         except (msgspec.DecodeError, RecursionError):
             raise UpstreamError("The backend's answer could not be read.") from None
-        return _encoder.encode(to_anthropic_message(response, payload["model"]))
+        model = route.model
+        if route.reveal_upstream_model and isinstance(response, dict):
+            model = str(response.get("model") or route.upstream_model)
+        return _encoder.encode(to_anthropic_message(response, model))
 
-    def stream(self, tap: StreamTap, payload: dict[str, Any]) -> StreamTap:
-        return ChainedTap(tap, AnthropicEventStream(payload["model"]))
+    def stream(self, tap: StreamTap, payload: dict[str, Any], route: ModelRoute, endpoint: Endpoint) -> StreamTap:
+        # None: the backend's id, as its first chunk names it.
+        return ChainedTap(tap, AnthropicEventStream(None if route.reveal_upstream_model else route.model))
 
 
 ANTHROPIC = AnthropicIngress()

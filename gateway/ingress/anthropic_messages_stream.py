@@ -103,8 +103,9 @@ def anthropic_error_body(status: int, message: str) -> dict[str, Any]:
 class AnthropicEventStream:
     """A ``StreamTap``: OpenAI chunk SSE in (any byte split), Anthropic event SSE out."""
 
-    def __init__(self, requested_model: str) -> None:
-        self._model = requested_model
+    def __init__(self, model: str | None) -> None:
+        self._model = model
+        """The model the events name; None: the backend's, from its first chunk."""
         self._partial = b""
         self._started = False
         self._ended = False  # [DONE] or an error went by: nothing more is relayed
@@ -163,7 +164,7 @@ class AnthropicEventStream:
         usage = Usage.from_openai(chunk.get("usage"))
         if usage is not None:
             self.usage = usage
-        out = b"" if self._started else self._message_start(chunk.get("id"))
+        out = b"" if self._started else self._message_start(chunk.get("id"), chunk.get("model"))
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else []:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
@@ -176,13 +177,13 @@ class AnthropicEventStream:
                 out += self._close_block()
         return out
 
-    def _message_start(self, openai_id: Any) -> bytes:
+    def _message_start(self, openai_id: Any, backend_model: Any) -> bytes:
         self._started = True
         message: dict[str, Any] = {
             "id": message_id(openai_id),
             "type": "message",
             "role": "assistant",
-            "model": self._model,
+            "model": self._model if self._model is not None else str(backend_model or ""),
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
@@ -253,7 +254,7 @@ class AnthropicEventStream:
 
     def _done(self) -> bytes:
         self._ended = self.finished = True
-        out = b"" if self._started else self._message_start(None)
+        out = b"" if self._started else self._message_start(None, None)
         out += self._close_block()
         delta = {"stop_reason": stop_reason(self._finish, bool(self._tools)), "stop_sequence": None}
         # Usage in message_delta is cumulative; the input counts are only known now, so they go too.

@@ -1,7 +1,8 @@
 """``POST /v1/messages``: the Anthropic Messages API, for clients of the ``anthropic`` SDK.
 
 The request runs through the same pipeline as ``/v1/chat/completions`` (same keys, routing,
-ledger); only the wire schema differs, and so do error bodies, which take Anthropic's shape.
+ledger); only the wire schema differs, and so do error bodies, which ``gateway.web.errors`` puts
+in Anthropic's shape for every path under ``/v1/messages``.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from litestar.datastructures import State
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp
 
-from gateway.errors import GatewayError, UnsupportedEndpoint
+from gateway.errors import UnsupportedEndpoint
 from gateway.ingress.anthropic import ANTHROPIC
-from gateway.ingress.anthropic_messages import anthropic_error_body, count_tokens_request
+from gateway.ingress.anthropic_messages import count_tokens_request
 from gateway.providers.anthropic import ANTHROPIC_VERSION
 from gateway.providers.base import UpstreamRequest
 from gateway.proxy.pipeline import Pipeline
 from gateway.web.client import RequestClient
-from gateway.web.errors import status_and_type
 from gateway.web.request_id import request_id
 from gateway.wire.endpoints import MESSAGES
 
@@ -35,37 +35,22 @@ class AnthropicController(Controller):
     @post("/messages", summary="Create a message (Anthropic Messages API, plain or streamed)")
     async def messages(self, request: Request[Any, Any, State]) -> ASGIApp:
         pipeline: Pipeline = request.app.state.pipeline
-        try:
-            return await pipeline.handle(request_id(request.scope), MESSAGES, RequestClient(request), ANTHROPIC)
-        except GatewayError as exc:
-            return _anthropic_error(exc)
+        return await pipeline.handle(request_id(request.scope), MESSAGES, RequestClient(request), ANTHROPIC)
 
     @post("/messages/count_tokens", summary="Count a message's input tokens (Anthropic backends only)")
     async def count_tokens(self, request: Request[Any, Any, State]) -> ASGIApp:
         pipeline: Pipeline = request.app.state.pipeline
-        try:
-            key = await pipeline.authenticate(request.headers)
-            body = ANTHROPIC.parse_object(await RequestClient(request).body())
-            route = pipeline.route(count_tokens_request(body)["model"], key)
-            if route.backend.kind != "anthropic":
-                # Only the model's own tokenizer gives an honest count; we have it only through Anthropic.
-                raise UnsupportedEndpoint(
-                    f"Token counting is available for models on an Anthropic backend; '{route.model}' is served "
-                    f"by a '{route.backend.kind}' backend."
-                )
-            url = route.backend.base_url + "/messages/count_tokens"
-            encoded = _encoder.encode({**body, "model": route.upstream_model})
-            headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
-            upstream = UpstreamRequest(url, route.backend.credentials.authorize(url, headers, encoded), encoded)
-            return ASGIResponse(body=await pipeline.relay_json(route, upstream), media_type="application/json")
-        except GatewayError as exc:
-            return _anthropic_error(exc)
-
-
-def _anthropic_error(exc: GatewayError) -> ASGIResponse:
-    status, _ = status_and_type(exc)
-    headers = dict(exc.headers or {})
-    if exc.retry_after:
-        headers["retry-after"] = exc.retry_after
-    body = _encoder.encode(anthropic_error_body(status, exc.message))
-    return ASGIResponse(body=body, status_code=status, media_type="application/json", headers=headers or None)
+        key = await pipeline.authenticate(request.headers)
+        body = ANTHROPIC.parse_object(await RequestClient(request).body())
+        route = pipeline.route(count_tokens_request(body)["model"], key)
+        if route.backend.kind != "anthropic":
+            # Only the model's own tokenizer gives an honest count; we have it only through Anthropic.
+            raise UnsupportedEndpoint(
+                f"Token counting is available for models on an Anthropic backend; '{route.model}' is served "
+                f"by a '{route.backend.kind}' backend."
+            )
+        url = route.backend.base_url + "/messages/count_tokens"
+        encoded = _encoder.encode({**body, "model": route.upstream_model})
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        upstream = UpstreamRequest(url, route.backend.credentials.authorize(url, headers, encoded), encoded)
+        return ASGIResponse(body=await pipeline.relay_json(route, upstream), media_type="application/json")

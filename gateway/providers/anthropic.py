@@ -51,7 +51,9 @@ class AnthropicAdapter:
     def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
         raise UnsupportedEndpoint(f"This model's backend (Anthropic Messages API) does not offer {endpoint.path}.")
 
-    def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError:
+    def error(
+        self, route: ModelRoute, status: int, body: bytes, retry_after: str | None, url: str = ""
+    ) -> GatewayError:
         anthropic_type, message = _error_fields(body)
         name = route.backend.name
         if status in (401, 403):

@@ -17,9 +17,9 @@ from urllib.parse import quote, urlencode
 
 from gateway.catalog.kinds import KINDS
 from gateway.catalog.registry import ModelRoute
-from gateway.errors import GatewayError, UnsupportedEndpoint, UpstreamError, UpstreamRejected
+from gateway.errors import GatewayError, UnsupportedEndpoint, UpstreamError
 from gateway.providers.base import UpstreamRequest
-from gateway.providers.openai import OpenAIAdapter
+from gateway.providers.openai import OpenAIAdapter, error_fields, error_object, misconfigured
 from gateway.wire.endpoints import MODERATIONS, RESPONSES, Endpoint
 from gateway.wire.multipart import FormStream
 
@@ -52,15 +52,20 @@ class AzureOpenAIAdapter(OpenAIAdapter):
     def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
         return dataclasses.replace(super().upload(endpoint, form, route), url=deployment_url(route, endpoint))
 
-    def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError:
-        error = super().error(route, status, body, retry_after)
-        if isinstance(error, UpstreamRejected) and error.status == 404:
-            # The client's model name already resolved: a missing deployment (or a wrong endpoint
-            # or api-version, which Azure also answers with 404) is the gateway's configuration,
-            # so it must not reach the client as if the client had asked for something absent.
-            return UpstreamError(
-                f"Backend '{route.backend.name}' has no deployment '{route.upstream_model}' "
-                f"(api-version {route.backend.api_version or _DEFAULT_VERSION}): {error.message}",
-                code="backend_deployment_not_found",
+    def error(
+        self, route: ModelRoute, status: int, body: bytes, retry_after: str | None, url: str = ""
+    ) -> GatewayError:
+        if status != 404:
+            return super().error(route, status, body, retry_after, url)
+        if error_object(body) is None:  # not Azure's error object: a web server with no such URL
+            return misconfigured(
+                route, url, "is it the resource's endpoint, https://<resource>.openai.azure.com (no /openai)?"
             )
-        return error
+        # The client's model name already resolved: a missing deployment (or a wrong endpoint
+        # or api-version, which Azure also answers with 404) is the gateway's configuration,
+        # so it must not reach the client as if the client had asked for something absent.
+        return UpstreamError(
+            f"Backend '{route.backend.name}' has no deployment '{route.upstream_model}' "
+            f"(api-version {route.backend.api_version or _DEFAULT_VERSION}): {error_fields(body)[0]}",
+            code="backend_deployment_not_found",
+        )

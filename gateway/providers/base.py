@@ -59,4 +59,8 @@ class Adapter(Protocol):
         """A multipart upload (audio), streamed to the backend; raises UnsupportedEndpoint."""
         ...
 
-    def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError: ...
+    def error(
+        self, route: ModelRoute, status: int, body: bytes, retry_after: str | None, url: str = ""
+    ) -> GatewayError:
+        """The domain error for a backend's non-2xx answer to a request sent to ``url``."""
+        ...

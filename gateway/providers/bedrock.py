@@ -90,7 +90,9 @@ class BedrockAdapter:
     def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
         raise UnsupportedEndpoint(f"This model's backend (Amazon Bedrock) does not offer {endpoint.path}.")
 
-    def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError:
+    def error(
+        self, route: ModelRoute, status: int, body: bytes, retry_after: str | None, url: str = ""
+    ) -> GatewayError:
         kind, message = _error_fields(body)
         name = route.backend.name
         if status in (401, 403) or kind in _AUTH_ERRORS:

@@ -63,7 +63,9 @@ class GeminiAdapter:
     def upload(self, endpoint: Endpoint, form: FormStream, route: ModelRoute) -> UpstreamRequest:
         raise UnsupportedEndpoint(f"This model's backend (Gemini API) does not offer {endpoint.path}.")
 
-    def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError:
+    def error(
+        self, route: ModelRoute, status: int, body: bytes, retry_after: str | None, url: str = ""
+    ) -> GatewayError:
         fields = _error_fields(body)
         name = route.backend.name
         if status in (401, 403) or "API_KEY_INVALID" in fields.reasons:

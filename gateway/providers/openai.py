@@ -7,6 +7,7 @@ default parameters, and asks streams for their usage so every request can be pri
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -75,8 +76,12 @@ class OpenAIAdapter:
         client_wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         return OpenAIStreamTap(strip_usage_chunk=not client_wants_usage)
 
-    def error(self, route: ModelRoute, status: int, body: bytes, retry_after: str | None) -> GatewayError:
-        message, type_, param, code = _error_fields(body)
+    def error(
+        self, route: ModelRoute, status: int, body: bytes, retry_after: str | None, url: str = ""
+    ) -> GatewayError:
+        message, type_, param, code = error_fields(body)
+        if status == 404 and not names_what_is_missing(body):
+            return misconfigured(route, url, "does base_url end in /v1?")
         if status in (401, 403):
             # The backend refused *our* credential: the gateway's configuration, not the client's key.
             # Its message is not passed on: backends quote (part of) the key they were given.
@@ -90,11 +95,51 @@ class OpenAIAdapter:
         return UpstreamRejected(status, message, type_=type_, param=param, code=code, retry_after=retry_after)
 
 
+def names_what_is_missing(body: bytes) -> bool:
+    """Whether a 404's body is an OpenAI error about something the request named (the model, a
+    previous response), as opposed to a web server's answer for a URL it does not serve."""
+    error = error_object(body)
+    if error is None:
+        return False
+    message = str(error.get("message") or "")
+    if message.startswith("Invalid URL"):  # OpenAI's own answer for a path it does not serve
+        return False
+    code, param = error.get("code"), error.get("param")
+    return bool(param) or (isinstance(code, str) and code.endswith("not_found")) or "model" in message.lower()
+
+
+def misconfigured(route: ModelRoute, url: str, hint: str) -> UpstreamError:
+    """A backend with no such URL: the gateway's configuration is wrong, not the client's request,
+    so the client gets a 502 rather than the backend's 404, and the operator a hint at the cause."""
+    path = urlsplit(url).path or "the URL the gateway built"  # never the query: it may hold secrets
+    return UpstreamError(
+        f"Backend '{route.backend.name}' has no {path} (it answered 404 Not Found): its base_url is "
+        f"probably wrong; {hint}",
+        code="backend_misconfigured",
+    )
+
+
+def error_object(body: bytes) -> dict[str, Any] | None:
+    """``{"error": {...}}``, ``{"error": "..."}`` (vLLM, Ollama) or vLLM's bare ``{"object": "error", ...}``."""
+    try:
+        decoded = _decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if not isinstance(decoded, dict):
+        return None
+    error = decoded.get("error")
+    if isinstance(error, str) and error:
+        return {"message": error}
+    if isinstance(error, dict):
+        return error
+    return decoded if decoded.get("object") == "error" else None
+
+
 def _json_for_text(response_format: str) -> str:
     return "json" if response_format == "text" else response_format
 
 
-def _error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+def error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:
     try:
         decoded = _decoder.decode(body)
     except (msgspec.DecodeError, RecursionError):

@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from gateway.catalog.registry import ModelRoute
 from gateway.providers.base import Adapter, StreamTap
+from gateway.proxy import model_name
 from gateway.proxy.body import parse_body
-from gateway.wire.endpoints import Endpoint
+from gateway.proxy.model_name import ModelRenamer, rename_body
+from gateway.wire.endpoints import MESSAGES, RESPONSES, Endpoint
 from gateway.wire.usage import Usage
 
 
@@ -30,12 +33,13 @@ class Ingress(Protocol):
         """The adapter for a backend of ``native_kind``, given the client's headers."""
         ...
 
-    def respond(self, body: bytes, payload: dict[str, Any]) -> bytes:
-        """An OpenAI response body, as the client expects it."""
+    def respond(self, body: bytes, payload: dict[str, Any], route: ModelRoute) -> bytes:
+        """An OpenAI response body, as the client expects it, naming the model the client asked for."""
         ...
 
-    def stream(self, tap: StreamTap, payload: dict[str, Any]) -> StreamTap:
-        """Wrap the backend's tap so what it forwards is in the client's schema."""
+    def stream(self, tap: StreamTap, payload: dict[str, Any], route: ModelRoute, endpoint: Endpoint) -> StreamTap:
+        """Wrap the backend's tap so what it forwards is in the client's schema, naming the model
+        the client asked for."""
         ...
 
 
@@ -53,11 +57,20 @@ class OpenAIIngress:
     def native_adapter(self, headers: Mapping[str, str]) -> Adapter:
         raise NotImplementedError("OpenAI clients reach every backend through its own adapter")
 
-    def respond(self, body: bytes, payload: dict[str, Any]) -> bytes:
-        return body
+    def respond(self, body: bytes, payload: dict[str, Any], route: ModelRoute) -> bytes:
+        # Also an Anthropic backend's own message, passed through: its "model" is top-level too.
+        return body if route.reveal_upstream_model else rename_body(body, route.model)
 
-    def stream(self, tap: StreamTap, payload: dict[str, Any]) -> StreamTap:
-        return tap
+    def stream(self, tap: StreamTap, payload: dict[str, Any], route: ModelRoute, endpoint: Endpoint) -> StreamTap:
+        if route.reveal_upstream_model or endpoint.relays:  # audio and transcripts name no model
+            return tap
+        if endpoint.path == RESPONSES.path:
+            kind = model_name.RESPONSES
+        elif endpoint.name == MESSAGES.name:  # an Anthropic backend's own events, passed through
+            kind = model_name.ANTHROPIC
+        else:
+            kind = model_name.CHUNKS
+        return ChainedTap(tap, ModelRenamer(kind, route.model))
 
 
 OPENAI = OpenAIIngress()

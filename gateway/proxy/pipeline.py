@@ -114,7 +114,8 @@ class Pipeline:
             content, exchange.usage = adapter.response(endpoint, reply)
             if exchange.usage is None:  # e.g. moderations, which report none: count it here
                 exchange.usage = await asyncio.to_thread(estimate_reply_usage, payload, content)
-            return ASGIResponse(body=ingress.respond(content, payload), media_type="application/json", headers=headers)
+            content = ingress.respond(content, payload, route)
+            return ASGIResponse(body=content, media_type="application/json", headers=headers)
         raise AssertionError("unreachable")  # the accounting context never swallows an exception
 
     async def _upload(self, exchange: Exchange, snapshot: Snapshot, endpoint: Endpoint, client: Inbound) -> StreamRelay:
@@ -200,7 +201,7 @@ class Pipeline:
             finally:
                 await response.aclose()
         if response.status_code >= 300:
-            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
+            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"), request.url)
         return body
 
     def record(self, exchange: Exchange) -> None:
@@ -223,7 +224,7 @@ class Pipeline:
             finally:
                 await response.aclose()  # a failed read must still give the connection back
         if response.status_code >= 300:
-            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
+            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"), upstream.url)
         return body
 
     async def _open_stream(
@@ -254,8 +255,8 @@ class Pipeline:
                 await response.aclose()
             if response.status_code < 300:
                 raise UpstreamError(f"Backend '{route.backend.name}' answered a stream request without a stream.")
-            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"))
-        tap = ingress.stream(adapter.stream(endpoint, payload, media_type), payload)
+            raise adapter.error(route, response.status_code, body, response.headers.get("retry-after"), upstream.url)
+        tap = ingress.stream(adapter.stream(endpoint, payload, media_type), payload, route, endpoint)
         # A relayed reply (audio, a transcript) keeps its type; event streams get the SSE headers.
         return StreamRelay(
             exchange,

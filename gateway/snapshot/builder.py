@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.catalog.config import CatalogConfig
-from gateway.catalog.registry import ANONYMOUS, Credentials
+from gateway.catalog.registry import ANONYMOUS, Catalog, Credentials
 from gateway.catalog.sync import load_catalog, sync_catalog
 from gateway.providers.credentials import CredentialProviders
 from gateway.quotas.limits import LimitService
@@ -80,12 +81,23 @@ class SnapshotBuilder:
         return snapshot
 
     async def _build(self) -> Snapshot:
-        catalog = await load_catalog(self._sessions, self._provider)
+        catalog = self._presented(await load_catalog(self._sessions, self._provider))
         stored = tuple(limit.rule for limit in await self._limits.list())
         limits = self._quotas.rules(stored)
         await self._quotas.prepare(limits)
         self._generation += 1
         return Snapshot(self._generation, datetime.now(UTC), catalog, limits)
+
+    def _presented(self, catalog: Catalog) -> Catalog:
+        """How replies name a model is presentation, not part of its version: it comes from the file."""
+        shown = {name for name, spec in self._config.models.items() if spec.reveal_upstream_model}
+        if not shown & set(catalog.routes):
+            return catalog
+        routes = {
+            name: dataclasses.replace(route, reveal_upstream_model=True) if name in shown else route
+            for name, route in catalog.routes.items()
+        }
+        return Catalog(routes=routes)
 
     def _provider(self, backend: str) -> Credentials:
         spec = self._config.backends.get(backend)

@@ -1,11 +1,14 @@
-"""The one place domain errors become HTTP responses, always in OpenAI's error shape:
-``{"error": {"message", "type", "param", "code"}}``."""
+"""The one place domain errors become HTTP responses, in OpenAI's error shape
+``{"error": {"message", "type", "param", "code"}}``, except under ``/v1/messages``, where
+Anthropic-SDK clients get Anthropic's ``{"type": "error", "error": {"type", "message"}}``."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
@@ -15,6 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway import errors as e
+from gateway.ingress.anthropic_messages_stream import anthropic_error_body
 
 log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
@@ -42,6 +46,35 @@ _LITESTAR_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 4
 _MISSING_FIELD = re.compile(r"Object missing required field `(.+)`")
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.+)`")
 _MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '(.+)' for path")
+_ANTHROPIC_PREFIX = "/v1/messages"
+_Exc = TypeVar("_Exc", bound=Exception)
+Handler = Callable[[Request[Any, Any, Any], _Exc], Response[bytes]]
+
+
+def speaks_anthropic(path: str) -> bool:
+    """Whether a request path is the Anthropic Messages API's (``/v1/messages`` and below)."""
+    return path == _ANTHROPIC_PREFIX or path.startswith(_ANTHROPIC_PREFIX + "/")
+
+
+def _in_the_clients_shape(handler: Handler[_Exc]) -> Handler[_Exc]:
+    """An exception handler whose OpenAI-shaped error becomes Anthropic's under ``/v1/messages``:
+    Anthropic's SDK reads only its own shape, for unknown paths and wrong methods there too."""
+
+    @functools.wraps(handler)
+    def handle(request: Request[Any, Any, Any], exc: _Exc) -> Response[bytes]:
+        response = handler(request, exc)
+        if not speaks_anthropic(request.scope["path"]):
+            return response
+        status = response.status_code or 500  # always set by ``error_response``
+        error = msgspec.json.decode(response.content)["error"]  # our own body, just made
+        return Response(
+            _encoder.encode(anthropic_error_body(status, error["message"])),
+            status_code=status,
+            media_type="application/json",
+            headers=dict(response.headers),
+        )
+
+    return handle
 
 
 def status_and_type(exc: e.GatewayError) -> tuple[int, str]:
@@ -78,10 +111,12 @@ def gateway_error_response(exc: e.GatewayError) -> Response[bytes]:
     return error_response(status, exc.message, type_, param=exc.param, code=exc.code, headers=headers or None)
 
 
+@_in_the_clients_shape
 def handle_gateway_error(_request: Request[Any, Any, Any], exc: e.GatewayError) -> Response[bytes]:
     return gateway_error_response(exc)
 
 
+@_in_the_clients_shape
 def handle_http_exception(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     """Litestar's own errors: unknown route, wrong method, body over the limit, bad parameters."""
     status = exc.status_code
@@ -129,6 +164,7 @@ def _join(where: str, field: str) -> str:
     return f"{where}.{field}" if where else field
 
 
+@_in_the_clients_shape
 def handle_database_error(_request: Request[Any, Any, Any], exc: SQLAlchemyError) -> Response[bytes]:
     """The control plane's database failing under an admin or key request: 503 when it is down."""
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
@@ -136,10 +172,15 @@ def handle_database_error(_request: Request[Any, Any, Any], exc: SQLAlchemyError
         return error_response(
             503, "The database is unavailable; try again shortly.", "api_error", code="service_unavailable"
         )
-    return handle_unexpected(_request, exc)
+    return _unexpected(exc)
 
 
+@_in_the_clients_shape
 def handle_unexpected(_request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> Response[bytes]:
     if isinstance(exc, OSError):
         # A connection the driver opens itself (asyncpg refused or reset) arrives unwrapped by SQLAlchemy.
         log.warning("database unavailable: %s", type(exc).__name__)

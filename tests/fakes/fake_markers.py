@@ -62,4 +62,6 @@ def marker_error(status: int) -> RequestError:
     """The error chosen by an `error-<status>` model marker."""
     if status == 429:
         return RequestError(429, "fake upstream error 429", code="rate_limit_exceeded", headers=(("retry-after", "1"),))
+    if status == 404:  # OpenAI's 404 for a model it does not serve
+        return RequestError(404, "The model does not exist or you do not have access to it.", code="model_not_found")
     return RequestError(status, f"fake upstream error {status}")
