@@ -67,8 +67,8 @@ class Settings:
     quotas_file: str = "policies/quotas.yaml"
     """YAML file of quota and budget limits; a missing file means no limits."""
     quota_refresh_seconds: float = 10.0
-    """How often a replica reloads the limits set through the admin API or the CLI (the replica
-    that made the change takes it up at once)."""
+    """How often a replica rebuilds its runtime snapshot from SQL (models, versions, limits set
+    through the admin API or the CLI); the replica that made a change takes it up at once."""
     admin_key: str = ""
     """Bearer token for ``/admin/*``. Empty disables the admin HTTP API."""
     auto_migrate: bool | None = None

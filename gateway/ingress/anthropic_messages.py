@@ -20,12 +20,12 @@ import msgspec
 from gateway.errors import InvalidRequest, UpstreamError
 from gateway.ingress.anthropic_messages_stream import (
     AnthropicEventStream,
-    anthropic_error_body,
     anthropic_usage,
     message_id,
     stop_reason,
     tool_use_id,
 )
+from gateway.wire.anthropic_errors import anthropic_error_body
 from gateway.wire.usage import Usage
 
 __all__ = [

@@ -32,17 +32,6 @@ _STOP_REASONS = {
     "function_call": "tool_use",
     "content_filter": "refusal",
 }
-_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    503: "overloaded_error",
-    529: "overloaded_error",
-}
 # OpenAI in-band error ``type`` or ``code`` -> Anthropic error type; anything else is api_error.
 _STREAM_ERROR_TYPES = {
     "invalid_request_error": "invalid_request_error",
@@ -92,12 +81,6 @@ def stream_error_type(error: dict[str, Any]) -> str:
         if isinstance(value, str) and value in _STREAM_ERROR_TYPES:
             return _STREAM_ERROR_TYPES[value]
     return "api_error"
-
-
-def anthropic_error_body(status: int, message: str) -> dict[str, Any]:
-    """Anthropic's error body for an HTTP ``status``: unlisted 4xx are invalid requests, the rest api errors."""
-    default = "invalid_request_error" if 400 <= status < 500 else "api_error"
-    return {"type": "error", "error": {"type": _ERROR_TYPES.get(status, default), "message": message}}
 
 
 class AnthropicEventStream:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from gateway import errors as e
-from gateway.ingress.anthropic_messages_stream import anthropic_error_body
+from gateway.wire.anthropic_errors import anthropic_error_body
 
 log = logging.getLogger(__name__)
 _encoder = msgspec.json.Encoder()
