@@ -93,3 +93,10 @@ def test_the_wheel_holds_no_fake_servers(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert any(name.startswith("gateway/proxy/pipeline.py") for name in names)
     assert not [name for name in names if "fake" in name or "/testing/" in name or name.startswith("tests/")]
+
+
+if __name__ == "__main__":  # python tests/test_layering.py: the graph, a layer a line, top first
+    found = package_graph()
+    for rank in reversed(range(len(LAYERS))):
+        for name in sorted(LAYERS[rank] & set(found)):
+            print(f"{name:10} -> {', '.join(sorted(found[name])) or '-'}")
