@@ -349,9 +349,17 @@ def _refusal(held: list[Counter], amounts: list[int], denied: Denied, now: float
     wait = max(1, math.ceil(counter.reset_at - now))
     headers = _rate_headers(held, {denied.index: counter.limit - denied.used}, now)
     if counter.metric == SPEND:
+        budget = f"{rule.budget.period if rule.budget else ''} budget of {rule.where}"
+        if denied.used >= counter.limit:
+            return QuotaExceeded(
+                f"The {budget} is used up ({_usd(denied.used)} of {_usd(counter.limit)} spent); it renews in {wait} s.",
+                headers=headers,
+            )
+        # Spend is below the budget: it is this request's estimate that does not fit in the rest.
         return QuotaExceeded(
-            f"The {rule.budget.period if rule.budget else ''} budget of {rule.where} is used up "
-            f"(${counter.limit / 1e9:.6f}, spent ${denied.used / 1e9:.6f}); it renews in {wait} s.",
+            f"This request's estimated cost ({_usd(amounts[denied.index])}) does not fit in what is left of the "
+            f"{budget} ({_usd(counter.limit - denied.used)} of {_usd(counter.limit)} left); lower max_tokens or "
+            f"shorten the prompt, or wait until the budget renews in {wait} s.",
             headers=headers,
         )
     what = "concurrent requests" if counter.metric == CONCURRENT else f"{counter.metric.replace('_', ' ')} per minute"
@@ -362,6 +370,10 @@ def _refusal(held: list[Counter], amounts: list[int], denied: Denied, now: float
         kind="tokens" if counter.metric in _TOKEN_METRICS else "requests",
         headers=headers,
     )
+
+
+def _usd(nano: int) -> str:
+    return f"${nano / 1e9:.6f}"
 
 
 def _rate_headers(held: list[Counter], remaining: dict[int, int], now: float) -> dict[str, str]:
