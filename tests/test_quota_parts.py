@@ -3,6 +3,7 @@ changing anything, calendar budget periods, and the quotas file's validation."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ from harness import REDIS_URL
 
 from gateway.errors import ConfigError
 from gateway.quotas.config import Budget, LimitRule, parse_quota_config
-from gateway.quotas.plan import Counter, budget_period
+from gateway.quotas.plan import Counter, budget_period, period_bounds
 from gateway.quotas.redis_store import RedisStore
 from gateway.quotas.resp import RespClient
 from gateway.quotas.store import CounterStore, Denied, MemoryStore, Settlement
@@ -57,6 +58,20 @@ async def test_a_refusal_changes_nothing_and_settling_adjusts(store: CounterStor
     assert await store.reserve(counters, [0, 0, 1], "m4", now + 61) == [2, 2, 0]
 
 
+async def test_seeding_raises_a_budget_to_the_ledgers_spend_and_never_adds_to_it(store: CounterStore) -> None:
+    counters, now = _counters(), 1_000_000.0
+    spend = counters[1]  # limit 5
+    await asyncio.gather(store.seed([spend], [4], now), store.seed([spend], [4], now))  # two replicas start
+    assert await store.read(counters, now) == [0, 4, 0]
+    assert await store.reserve(counters, [0, 1, 0], "after-seed", now) == [0, 4, 0]
+    await store.seed([spend], [4], now)  # a restart: the counter holds that spend, and more, already
+    assert (await store.read(counters, now))[1] == 5
+    await store.seed([spend], [2], now)
+    assert (await store.read(counters, now))[1] == 5
+    with pytest.raises(Denied):
+        await store.reserve(counters, [0, 1, 0], "over", now)
+
+
 @pytest.mark.parametrize(
     ("period", "at", "label", "ends"),
     [
@@ -72,6 +87,13 @@ def test_budget_periods_are_calendar_periods_in_the_configured_zone(
     zone = ZoneInfo("Europe/Berlin")
     now = datetime.fromisoformat(at).replace(tzinfo=zone).timestamp()
     assert budget_period(Budget(1, period), now, zone) == (label, datetime.fromisoformat(ends).timestamp())
+
+
+def test_a_budget_period_starts_at_local_midnight() -> None:
+    zone = ZoneInfo("Europe/Berlin")
+    now = datetime.fromisoformat("2026-03-31T12:00").replace(tzinfo=zone).timestamp()  # summer time since the 29th
+    _, start, _ = period_bounds(Budget(1, "month"), now, zone)
+    assert start == datetime.fromisoformat("2026-03-01T00:00+01:00").timestamp()
 
 
 @pytest.mark.parametrize(

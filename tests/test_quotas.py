@@ -118,6 +118,11 @@ async def test_a_spent_budget_is_insufficient_quota_and_never_overspent(limited:
             await asyncio.sleep(0.05)
     error = caught.value
     assert error.code == "insufficient_quota" and error.response.json()["error"]["type"] == "insufficient_quota"
+    # $0.000078 of $0.0001 is spent: the budget is not used up, but this request's estimate does not fit.
+    message = error.response.json()["error"]["message"]
+    assert message.startswith("This request's estimated cost ($0.0000") and "used up" not in message
+    assert "does not fit in what is left of the day budget of team *, model quota-budget" in message
+    assert "($0.000022 of $0.000100 left); lower max_tokens" in message
     assert error.response.headers["x-should-retry"] == "false"  # so the SDK did not retry
     rows = await limited.usage_rows_where(key_id=created.key.id, status_code=200)
     spent = sum(row.cost_nano_usd for row in rows)

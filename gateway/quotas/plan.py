@@ -40,6 +40,7 @@ class RuleIndex:
             self._rules[(rule.scope, rule.name)].append(rule)
         self.needs_tokens = any(r.budget or set(r.per_minute) - {"requests"} for r in rules)
         self.empty = not rules
+        self.budgets = tuple(rule for rule in rules if rule.budget is not None)
 
     def matching(self, key: KeyInfo, user: str | None, model: str | None) -> list[tuple[LimitRule, str]]:
         """(rule, subject) pairs: the subject names the one org, team, key or user the rule counts.
@@ -68,6 +69,10 @@ class Periods:
     def __init__(self, zone: ZoneInfo) -> None:
         self._zone = zone
         self._current: dict[str, tuple[str, float]] = {}
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self._zone
 
     def of(self, budget: Budget, now: float) -> tuple[str, float]:
         known = self._current.get(budget.period)
@@ -102,6 +107,12 @@ def counters(matched: list[tuple[LimitRule, str]], now: float, periods: Periods,
 
 def budget_period(budget: Budget, now: float, zone: ZoneInfo) -> tuple[str, float]:
     """The calendar period ``now`` falls in, in ``zone``: its label and when it ends (epoch seconds)."""
+    label, _, end = period_bounds(budget, now, zone)
+    return label, end
+
+
+def period_bounds(budget: Budget, now: float, zone: ZoneInfo) -> tuple[str, float, float]:
+    """The calendar period ``now`` falls in, in ``zone``: its label, start and end (epoch seconds)."""
     local = datetime.fromtimestamp(now, zone)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
     if budget.period == "day":
@@ -116,7 +127,7 @@ def budget_period(budget: Budget, now: float, zone: ZoneInfo) -> tuple[str, floa
         start, label = day.replace(day=1), day.strftime("m%Y-%m")
         next_month = (start.date().replace(day=28) + timedelta(days=4)).replace(day=1)
         end = _local_midnight(next_month, zone)
-    return label, end.timestamp()
+    return label, _local_midnight(start.date(), zone).timestamp(), end.timestamp()
 
 
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:

@@ -93,6 +93,21 @@ end
 return out
 """
 
+# KEYS: spend counters. ARGV: per counter: amount, ttl (ms). Raises each to at least its amount,
+# never adds: a counter seeded twice, or one that already counted this spend, stays as it is.
+_SEED = """
+for i = 1, #KEYS do
+  local amount, ttl = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local raw = redis.call('GET', KEYS[i])
+  if not raw then
+    redis.call('SET', KEYS[i], amount, 'PX', ttl)
+  elseif tonumber(raw) < amount then
+    redis.call('INCRBY', KEYS[i], amount - tonumber(raw))
+  end
+end
+return 0
+"""
+_SEED_BATCH = 500  # counters per script call: one call must not hold Redis for long
 
 _FAILED_OVER = ("READONLY", "MASTERDOWN", "LOADING")
 
@@ -122,6 +137,7 @@ class RedisStore:
         self._reserve = _Script(_RESERVE)
         self._settle = _Script(_SETTLE)
         self._read = _Script(_READ)
+        self._seed = _Script(_SEED)
 
     async def reserve(self, counters: Sequence[Counter], amounts: Sequence[int], member: str, now: float) -> list[int]:
         args: list[str | int] = [round(now * 1000), member]
@@ -150,6 +166,13 @@ class RedisStore:
     async def read(self, counters: Sequence[Counter], now: float) -> list[int]:
         args: list[str | int] = [round(now * 1000), *(_kind(c) for c in counters)]
         return [int(v) for v in await self._timed(self._call(self._read, [c.key for c in counters], args))]
+
+    async def seed(self, counters: Sequence[Counter], amounts: Sequence[int], now: float) -> None:
+        pairs = [(c, a) for c, a in zip(counters, amounts, strict=True) if c.metric != CONCURRENT and a > 0]
+        for at in range(0, len(pairs), _SEED_BATCH):
+            batch = pairs[at : at + _SEED_BATCH]
+            args: list[str | int] = [value for counter, amount in batch for value in (amount, counter.ttl_ms)]
+            await self._timed(self._call(self._seed, [c.key for c, _ in batch], args), scale=8)
 
     async def _call(self, script: _Script, keys: list[str], args: list[str | int]) -> Any:
         try:

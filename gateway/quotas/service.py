@@ -34,6 +34,7 @@ from gateway.quotas.estimate import estimate
 from gateway.quotas.plan import CONCURRENT, SPEND, Counter, Periods, RuleIndex, counters
 from gateway.quotas.redis_store import RedisStore
 from gateway.quotas.resp import RespClient
+from gateway.quotas.seed import BudgetTarget, LedgerSpend, target
 from gateway.quotas.store import CounterStore, Denied, MemoryStore, Settlement, StoreDown
 from gateway.upstream.client import Upstream
 from gateway.wire.endpoints import Endpoint
@@ -104,6 +105,7 @@ class Quotas:
         # come with each call, from the runtime snapshot.
         self._config = config
         self._warming: asyncio.Future[int] | None = None
+        self._seeded: set[BudgetTarget] = set()  # budgets started from the ledger's spend
         self._periods = Periods(config.zone)
         self._lease_ms = round(lease_seconds * 1000)
         self._clock = clock
@@ -138,14 +140,33 @@ class Quotas:
         """The limits in force: the file's, then those set through the API or the CLI."""
         return RuleIndex(self._config.limits + stored)
 
-    async def prepare(self, limits: RuleIndex) -> None:
+    async def prepare(self, limits: RuleIndex, ledger: LedgerSpend | None = None) -> None:
         """Get ready to apply ``limits`` before they take effect. The tokenizer takes a second and
         140 MB to load: loaded off the event loop, and only once some limit counts tokens or money
-        (not for a gateway without such limits)."""
+        (not for a gateway without such limits). Budgets new to this process start from what
+        ``ledger`` holds for their period (see ``seed``)."""
         if limits.needs_tokens and self._warming is None:
             self._warming = asyncio.ensure_future(asyncio.to_thread(count_text, "warm up"))
         if self._warming is not None:
             await self._warming
+        if ledger is not None:
+            await self._seed(limits, ledger)
+
+    async def _seed(self, limits: RuleIndex, ledger: LedgerSpend) -> None:
+        in_force = {target(rule): rule for rule in limits.budgets}
+        self._seeded &= in_force.keys()  # a budget removed, then set again, is seeded again
+        store = self._shared or self._local
+        for budget, rule in in_force.items():
+            if budget in self._seeded:
+                continue
+            now = self._clock()
+            held, spent = await ledger.seeds(rule, now, self._periods, self._lease_ms)
+            try:
+                await store.seed(held, spent, now)
+            except StoreDown:  # not marked: the next rebuild tries again, and seeding twice is harmless
+                log.warning("budget of %s not seeded from the ledger yet (Redis unreachable)", rule.where)
+                continue
+            self._seeded.add(budget)
 
     def redis_state(self) -> str | None:
         """None without Redis; else "ok", or why quotas are not being counted in Redis right now."""
@@ -349,9 +370,17 @@ def _refusal(held: list[Counter], amounts: list[int], denied: Denied, now: float
     wait = max(1, math.ceil(counter.reset_at - now))
     headers = _rate_headers(held, {denied.index: counter.limit - denied.used}, now)
     if counter.metric == SPEND:
+        budget = f"{rule.budget.period if rule.budget else ''} budget of {rule.where}"
+        if denied.used >= counter.limit:
+            return QuotaExceeded(
+                f"The {budget} is used up ({_usd(denied.used)} of {_usd(counter.limit)} spent); it renews in {wait} s.",
+                headers=headers,
+            )
+        # Spend is below the budget: it is this request's estimate that does not fit in the rest.
         return QuotaExceeded(
-            f"The {rule.budget.period if rule.budget else ''} budget of {rule.where} is used up "
-            f"(${counter.limit / 1e9:.6f}, spent ${denied.used / 1e9:.6f}); it renews in {wait} s.",
+            f"This request's estimated cost ({_usd(amounts[denied.index])}) does not fit in what is left of the "
+            f"{budget} ({_usd(counter.limit - denied.used)} of {_usd(counter.limit)} left); lower max_tokens or "
+            f"shorten the prompt, or wait until the budget renews in {wait} s.",
             headers=headers,
         )
     what = "concurrent requests" if counter.metric == CONCURRENT else f"{counter.metric.replace('_', ' ')} per minute"
@@ -362,6 +391,10 @@ def _refusal(held: list[Counter], amounts: list[int], denied: Denied, now: float
         kind="tokens" if counter.metric in _TOKEN_METRICS else "requests",
         headers=headers,
     )
+
+
+def _usd(nano: int) -> str:
+    return f"${nano / 1e9:.6f}"
 
 
 def _rate_headers(held: list[Counter], remaining: dict[int, int], now: float) -> dict[str, str]:

@@ -46,6 +46,11 @@ class CounterStore(Protocol):
 
     async def read(self, counters: Sequence[Counter], now: float) -> list[int]: ...
 
+    async def seed(self, counters: Sequence[Counter], amounts: Sequence[int], now: float) -> None:
+        """Raise each sum counter to at least its amount, never adding to it: seeding a counter
+        twice, or one that has counted that spend already, changes nothing. Raises StoreDown."""
+        ...
+
 
 class MemoryStore:
     """Counters in this process (embedded mode, and fail-open when Redis is down). Every method
@@ -84,6 +89,14 @@ class MemoryStore:
 
     async def read(self, counters: Sequence[Counter], now: float) -> list[int]:
         return [self._value(counter, now) for counter in counters]
+
+    async def seed(self, counters: Sequence[Counter], amounts: Sequence[int], now: float) -> None:
+        for counter, amount in zip(counters, amounts, strict=True):
+            if counter.metric == CONCURRENT or self._value(counter, now) >= amount:
+                continue
+            known = self._sums.get(counter.key)
+            expires = known[1] if known is not None and known[1] > now else now + counter.ttl_ms / 1000
+            self._sums[counter.key] = (amount, expires)
 
     def _value(self, counter: Counter, now: float) -> int:
         if counter.metric == CONCURRENT:

@@ -22,6 +22,7 @@ from gateway.catalog.registry import ANONYMOUS, Catalog, Credentials
 from gateway.catalog.sync import load_catalog, sync_catalog
 from gateway.providers.credentials import CredentialProviders
 from gateway.quotas.limits import LimitService
+from gateway.quotas.seed import LedgerSpend
 from gateway.quotas.service import Quotas
 from gateway.snapshot.state import LiveSnapshot, Snapshot
 
@@ -44,6 +45,7 @@ class SnapshotBuilder:
         self._credentials = credentials
         self._limits = limits
         self._quotas = quotas
+        self._ledger = LedgerSpend(sessions)
         self._refresh_seconds = refresh_seconds
         self._generation = 0
         self._lock = asyncio.Lock()
@@ -84,7 +86,7 @@ class SnapshotBuilder:
         catalog = self._presented(await load_catalog(self._sessions, self._provider))
         stored = tuple(limit.rule for limit in await self._limits.list())
         limits = self._quotas.rules(stored)
-        await self._quotas.prepare(limits)
+        await self._quotas.prepare(limits, self._ledger)  # budgets new here start from the ledger's spend
         self._generation += 1
         return Snapshot(self._generation, datetime.now(UTC), catalog, limits)
 
