@@ -19,6 +19,7 @@ class TcpProxy:
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.Task[None]] = set()
+        self._open: set[asyncio.WriteTransport] = set()
         self.port = 0
 
     async def __aenter__(self) -> TcpProxy:
@@ -39,26 +40,32 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for link in list(self._links):
-            link.cancel()
+        # Abort the sockets rather than cancel the link tasks: both pipes then end on their own, and
+        # Python 3.11's stream callback does not log a traceback for each cancelled connection.
+        for transport in list(self._open):
+            transport.abort()
         await asyncio.gather(*self._links, return_exceptions=True)
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._links.add(task)
+        self._open.add(client_writer.transport)
         try:
             server_reader, server_writer = await asyncio.open_connection(*self._target)
         except OSError:
-            client_writer.close()
+            client_writer.transport.abort()
+            self._open.discard(client_writer.transport)
             self._links.discard(task)
             return
+        self._open.add(server_writer.transport)
         try:
             await asyncio.gather(_pipe(client_reader, server_writer), _pipe(server_reader, client_writer))
         finally:
             for writer in (client_writer, server_writer):
                 with contextlib.suppress(Exception):
                     writer.transport.abort()
+                self._open.discard(writer.transport)
             self._links.discard(task)
 
 
