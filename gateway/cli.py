@@ -119,7 +119,7 @@ def _serve(args: argparse.Namespace) -> None:
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
         loop="uvloop" if _has_uvloop() else "asyncio",
-        http="httptools",
+        http="gateway.web.http_protocol:HttpProtocol",  # httptools, with API-shaped 400s for broken bodies
         log_level=settings.log_level.lower(),
         access_log=False,
         server_header=False,

@@ -31,6 +31,7 @@ from gateway.app import create_app
 from gateway.db.models import UsageRecord
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.web.http_protocol import HttpProtocol
 
 ADMIN_KEY = "test-admin-key"
 KEY_CACHE_TTL = 1.0
@@ -320,7 +321,9 @@ async def running_gateway(mode: str, tmp: Path, **overrides: Any) -> AsyncIterat
         settings = Settings.load(environ={}, overrides=_mode_settings(mode, tmp, models_file) | overrides)
         app = create_app(settings)
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="none")
+            uvicorn.Config(
+                app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="none", http=HttpProtocol
+            )
         )
         task = asyncio.create_task(server.serve())
         while not server.started:

@@ -8,6 +8,7 @@ import os
 import socket
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -29,10 +30,12 @@ async def test_health_readiness_and_schema(gateway: Gateway) -> None:
     assert "/v1/chat/completions" in schema.json()["paths"]
 
 
-async def test_request_path_asks_sql_nothing_while_the_key_is_cached(gateway: Gateway, key: str) -> None:
-    client = gateway.openai(key)
+async def test_request_path_asks_sql_nothing_while_the_key_is_cached(gateway: Gateway) -> None:
     loop = asyncio.get_running_loop()
-    warmed = loop.time()  # the key's cache entry is at most this old
+    warmed = loop.time()  # the key's cache entry is no older than this
+    # A key of its own: the suite's shared key may have been cached by an earlier test, up to a
+    # TTL ago, and expire a moment into this one, which the bound below would not allow for.
+    client = gateway.openai(await gateway.create_key("sql-free"))
     await client.chat.completions.create(model="chat-model", messages=[{"role": "user", "content": "warm"}])
     await gateway.runtime.ledger.flush()
     statements: list[str] = []
@@ -66,13 +69,8 @@ async def test_gateway_serve_runs_the_readme_command(tmp_path: Path) -> None:
         }
         created = await _run(env, "keys", "create", "--name", "serve-test")
         secret = created.splitlines()[0]
-        port = _free_port()
-        server = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "serve", "--port", str(port), env=env, cwd=tmp_path
-        )
+        server, base = await _serve(env, tmp_path, secret)
         try:
-            base = f"http://127.0.0.1:{port}"
-            await _wait_until_healthy(base)
             client = openai.AsyncOpenAI(
                 base_url=base + "/v1", api_key=secret, max_retries=0, http_client=openai.DefaultAsyncHttpxClient()
             )
@@ -83,7 +81,7 @@ async def test_gateway_serve_runs_the_readme_command(tmp_path: Path) -> None:
         finally:
             server.terminate()
             # uvicorn shuts down gracefully, then re-raises SIGTERM to report how it ended.
-            assert await asyncio.wait_for(server.wait(), 30) in (0, -15)
+            assert await asyncio.wait_for(server.wait(), 120) in (0, -15)
     # The usage record was flushed at shutdown.
     with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
         assert db.execute("SELECT count(*), max(completion_tokens) FROM usage_records").fetchone() == (1, 7)
@@ -98,16 +96,37 @@ async def _run(env: dict[str, str], *args: str) -> str:
     return stdout.decode()
 
 
-async def _wait_until_healthy(base: str) -> None:
-    async with httpx.AsyncClient() as http:
-        for _ in range(300):
+async def _serve(env: dict[str, str], cwd: Path, secret: str) -> tuple[asyncio.subprocess.Process, str]:
+    """``gateway serve`` on a free port, once it answers our key. The port is free when picked but
+    may be taken before the server binds it (other processes share the machine): a server that
+    exits before answering is started again on another port."""
+    for _ in range(5):
+        port = _free_port()
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "serve", "--port", str(port), env=env, cwd=cwd
+        )
+        base = f"http://127.0.0.1:{port}"
+        if await _answers(base, secret, server):
+            return server, base
+    raise AssertionError("gateway serve exited before answering, five times")
+
+
+async def _answers(base: str, secret: str, server: asyncio.subprocess.Process) -> bool:
+    """Whether the server comes to answer our key (a process listening on a taken port would not
+    know it), or False once it has exited. The deadline only bounds a server that hangs."""
+    deadline = time.monotonic() + 180
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {secret}"}) as http:
+        while server.returncode is None:
             try:
-                if (await http.get(base + "/healthz")).status_code == 200:
-                    return
+                if (await http.get(base + "/v1/models")).status_code == 200:
+                    return True
             except httpx.TransportError:
                 pass
+            if time.monotonic() > deadline:
+                server.kill()
+                raise AssertionError("gateway serve did not start answering")
             await asyncio.sleep(0.05)
-    raise AssertionError("gateway serve did not become healthy")
+    return False
 
 
 def _free_port() -> int:

@@ -9,6 +9,7 @@ overshot: see the README's quota section for the bound.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -23,18 +24,41 @@ PER_IMAGE = 1_105  # a high-detail 1024x1024 image on gpt-4o; smaller ones cost 
 _json = msgspec.json.Encoder()
 _CAPS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 _GENERATES = {CHAT.path, COMPLETIONS.path, RESPONSES.path, MESSAGES.path}
+# Longer prompts are counted on a worker thread: 10 MiB of text takes the tokenizer a second or
+# so, which must not stall every other request. Shorter ones take well under a millisecond.
+_INLINE_CHARS = 20_000
+
+
+async def estimate_off_loop(
+    payload: dict[str, Any], endpoint: Endpoint, route: ModelRoute, default_output: int
+) -> Usage:
+    """``estimate``, with a long prompt counted off the event loop."""
+    if not _counts_prompt(endpoint):
+        return estimate(payload, endpoint, route, default_output)
+    text = _text(payload)
+    prompt = await asyncio.to_thread(count_text, text) if len(text) > _INLINE_CHARS else count_text(text)
+    return _usage(payload, endpoint, route, default_output, prompt)
 
 
 def estimate(payload: dict[str, Any], endpoint: Endpoint, route: ModelRoute, default_output: int) -> Usage:
+    if _counts_prompt(endpoint):
+        return _usage(payload, endpoint, route, default_output, count_text(_text(payload)))
     if endpoint.path == IMAGES.path:
         n = payload.get("n", 1)
         return Usage(images=n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1)
     if endpoint.path == SPEECH.path:
         text = payload.get("input")
         return Usage(characters=len(text) if isinstance(text, str) else 0)
-    if endpoint.form:
-        return Usage()  # an upload's seconds are known only from the backend's answer
-    prompt = count_text(_text(payload)) + _overhead(payload) + _token_arrays(payload.get("input"))
+    return Usage()  # an upload's seconds are known only from the backend's answer
+
+
+def _counts_prompt(endpoint: Endpoint) -> bool:
+    return endpoint.path not in (IMAGES.path, SPEECH.path) and not endpoint.form
+
+
+def _usage(payload: dict[str, Any], endpoint: Endpoint, route: ModelRoute, default_output: int, counted: int) -> Usage:
+    """The estimate of a request whose prompt text counts ``counted`` tokens."""
+    prompt = counted + _overhead(payload) + _token_arrays(payload.get("input"))
     output = (_cap(payload) or _cap(route.params) or default_output) if endpoint.path in _GENERATES else 0
     n = payload.get("n")
     choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1  # each choice is billed

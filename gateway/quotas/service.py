@@ -30,7 +30,7 @@ from gateway.keys.model import KeyInfo
 from gateway.ledger.tokens import count_text
 from gateway.quotas.alerts import Alerter
 from gateway.quotas.config import LimitRule, QuotaConfig
-from gateway.quotas.estimate import estimate
+from gateway.quotas.estimate import estimate_off_loop
 from gateway.quotas.plan import CONCURRENT, SPEND, Counter, Periods, RuleIndex, counters
 from gateway.quotas.redis_store import RedisStore
 from gateway.quotas.resp import RespClient
@@ -218,7 +218,8 @@ class Quotas:
         now = self._clock()
         held = counters(matched, now, self._periods, self._lease_ms)
         needs_usage = any(c.metric in _TOKEN_METRICS or c.metric == SPEND for c in held)
-        usage = estimate(payload, endpoint, route, self._config.default_output_tokens) if needs_usage else Usage()
+        default_output = self._config.default_output_tokens
+        usage = await estimate_off_loop(payload, endpoint, route, default_output) if needs_usage else Usage()
         cost = _estimated_cost(route.prices, usage) if needs_usage else 0
         amounts = [_amount(c.metric, usage, cost) for c in held]
         store = self._store(now)

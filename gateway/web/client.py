@@ -9,7 +9,11 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
-from gateway.errors import ClientDisconnected, RequestTooLarge
+from gateway.errors import ClientDisconnected, InvalidRequest, RequestTooLarge
+
+# Set in the ASGI scope by ``web.http_protocol`` when the body broke HTTP's framing.
+MALFORMED_BODY = "gateway.malformed_body"
+MALFORMED_MESSAGE = "The request body is not valid HTTP/1.1: a malformed chunk or framing."
 
 
 class RequestClient:
@@ -23,10 +27,8 @@ class RequestClient:
     async def body(self) -> bytes:
         try:
             return await self._request.body()
-        except HTTPException as exc:  # Litestar enforces the size limit while reading
-            if exc.status_code == 413:
-                raise RequestTooLarge("The request body is larger than this gateway accepts.") from None
-            raise
+        except HTTPException as exc:
+            raise self._read_failure(exc) from None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
@@ -34,11 +36,17 @@ class RequestClient:
                 if chunk:
                     yield chunk
         except HTTPException as exc:
-            if exc.status_code == 413:
-                raise RequestTooLarge("The request body is larger than this gateway accepts.") from None
-            if exc.status_code == 500:  # Litestar's "client disconnected prematurely"
-                raise ClientDisconnected("The client went away during its upload.") from None
-            raise
+            raise self._read_failure(exc) from None
+
+    def _read_failure(self, exc: HTTPException) -> Exception:
+        """What stopped the body being read, as a domain error (Litestar raises HTTP errors)."""
+        if exc.status_code == 413:  # Litestar enforces the size limit while reading
+            return RequestTooLarge("The request body is larger than this gateway accepts.")
+        if exc.status_code != 500:  # 500: Litestar's "client disconnected prematurely"
+            return exc
+        if self._request.scope.get(MALFORMED_BODY):  # an extension key, set by web.http_protocol
+            return InvalidRequest(MALFORMED_MESSAGE)
+        return ClientDisconnected("The client went away while sending its request body.")
 
     async def disconnected(self) -> None:
         # Only called once the body is read: all that is left to receive is the disconnect.

@@ -103,6 +103,12 @@ def error_response(
     return Response(_encoder.encode(body), status_code=status, media_type="application/json", headers=headers)
 
 
+def openai_error_body(exc: e.GatewayError) -> dict[str, Any]:
+    """The error document of a domain error, for an answer made outside Litestar."""
+    _, type_ = status_and_type(exc)
+    return {"error": {"message": exc.message, "type": type_, "param": exc.param, "code": exc.code}}
+
+
 def gateway_error_response(exc: e.GatewayError) -> Response[bytes]:
     status, type_ = status_and_type(exc)
     headers = dict(exc.headers or {})
