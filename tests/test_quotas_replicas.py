@@ -20,7 +20,7 @@ import pytest
 from fakes.fake_upstream import FakeUpstream
 from harness import REDIS_URL, models_yaml
 from sqlalchemy import func, select, text
-from test_serve import _free_port, _run, _wait_until_healthy
+from test_serve import _free_port, _run
 
 from gateway.db.engine import create_engine
 from gateway.db.models import UsageRecord
@@ -187,3 +187,15 @@ async def test_tokens_per_minute_hold_across_three_replicas(cluster: Cluster) ->
         )
     await engine.dispose()
     assert tokens == succeeded * 19 <= TPM
+
+
+async def _wait_until_healthy(base: str, within: float = 180.0) -> None:
+    """Until a replica answers, on a deadline a loaded machine meets (start-up loads the tokenizer)."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get(base + "/healthz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise AssertionError("gateway serve did not become healthy")
