@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterator, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from typing import Any, Protocol
 
 import httpx
 from litestar.response.base import ASGIResponse
@@ -20,7 +20,6 @@ from litestar.types import ASGIApp
 
 from gateway.catalog.registry import Catalog, ModelRoute
 from gateway.errors import (
-    ClientDisconnected,
     GatewayError,
     Overloaded,
     PermissionDenied,
@@ -33,6 +32,7 @@ from gateway.keys.model import KeyInfo
 from gateway.ledger.tokens import estimate_reply_usage
 from gateway.ledger.writer import UsageWriter
 from gateway.providers.base import Adapter, UpstreamRequest
+from gateway.proxy.departure import unless_client_leaves
 from gateway.proxy.exchange import Exchange
 from gateway.proxy.ingress import OPENAI, Ingress
 from gateway.proxy.streaming import StreamRelay
@@ -43,7 +43,6 @@ from gateway.web.errors import status_and_type
 from gateway.wire.endpoints import Endpoint
 from gateway.wire.multipart import FormStream
 
-_T = TypeVar("_T")
 # Server-sent events, and Bedrock's binary event stream.
 _STREAM_MEDIA_TYPES = ("text/event-stream", "application/vnd.amazon.eventstream")
 
@@ -108,9 +107,9 @@ class Pipeline:
             )
             if payload.get("stream") or endpoint.relays:
                 opening = self._open_stream(exchange, adapter, endpoint, payload, upstream, ingress)
-                return account.hand_over(await _unless_client_leaves(client, opening))
+                return account.hand_over(await unless_client_leaves(client, opening))
             headers = admission.headers if admission is not None else None
-            reply = await _unless_client_leaves(client, self._forward(route, adapter, upstream))
+            reply = await unless_client_leaves(client, self._forward(route, adapter, upstream))
             content, exchange.usage = adapter.response(endpoint, reply)
             if exchange.usage is None:  # e.g. moderations, which report none: count it here
                 exchange.usage = await asyncio.to_thread(estimate_reply_usage, payload, content)
@@ -331,20 +330,3 @@ async def _idle_limited(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIt
         except TimeoutError:
             raise RequestTimeout(f"The upload stalled: nothing arrived for {seconds:g} seconds.") from None
         yield chunk
-
-
-async def _unless_client_leaves(client: Inbound, work: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``work`` (waiting for a backend's first byte), cancelling it if the client goes away:
-    a slow model's prompt processing is not paid for by a client that has already left."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(client.disconnected())
-    try:
-        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)  # let its own cleanup run
-    if task.cancelled():
-        raise ClientDisconnected("The client went away before the backend answered.")
-    return task.result()
