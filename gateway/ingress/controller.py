@@ -12,16 +12,19 @@ import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.response.base import ASGIResponse
+from litestar.status_codes import HTTP_200_OK
 from litestar.types import ASGIApp
 
 from gateway.errors import GatewayError, UnsupportedEndpoint
 from gateway.ingress.anthropic import ANTHROPIC
 from gateway.ingress.anthropic_messages import anthropic_error_body, count_tokens_request
+from gateway.ingress.openapi import count_response, count_tokens_body, message_response, messages_body
 from gateway.providers.anthropic import ANTHROPIC_VERSION
 from gateway.providers.base import UpstreamRequest
 from gateway.proxy.pipeline import Pipeline
 from gateway.web.client import RequestClient
 from gateway.web.errors import status_and_type
+from gateway.web.openapi import PROXY_ERRORS, USER_KEY, error_responses, raw_body_operation
 from gateway.web.request_id import request_id
 from gateway.wire.endpoints import MESSAGES
 
@@ -31,8 +34,15 @@ _encoder = msgspec.json.Encoder()
 class AnthropicController(Controller):
     path = "/v1"
     tags = ["Anthropic-compatible API"]
+    security = USER_KEY
 
-    @post("/messages", summary="Create a message (Anthropic Messages API, plain or streamed)")
+    @post(
+        "/messages",
+        summary="Create a message (Anthropic Messages API, plain or streamed)",
+        status_code=HTTP_200_OK,
+        operation_class=raw_body_operation(messages_body, message_response),
+        responses=error_responses(*PROXY_ERRORS, anthropic=True),
+    )
     async def messages(self, request: Request[Any, Any, State]) -> ASGIApp:
         pipeline: Pipeline = request.app.state.pipeline
         try:
@@ -40,7 +50,13 @@ class AnthropicController(Controller):
         except GatewayError as exc:
             return _anthropic_error(exc)
 
-    @post("/messages/count_tokens", summary="Count a message's input tokens (Anthropic backends only)")
+    @post(
+        "/messages/count_tokens",
+        summary="Count a message's input tokens (Anthropic backends only)",
+        status_code=HTTP_200_OK,
+        operation_class=raw_body_operation(count_tokens_body, count_response),
+        responses=error_responses(*PROXY_ERRORS, anthropic=True),
+    )
     async def count_tokens(self, request: Request[Any, Any, State]) -> ASGIApp:
         pipeline: Pipeline = request.app.state.pipeline
         try:
