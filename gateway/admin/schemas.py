@@ -11,12 +11,11 @@ from litestar.params import Parameter
 
 from gateway.db.models import ApiKey
 from gateway.keys.expiry import DURATION_PATTERN
+from gateway.web.openapi import NAMED
 
 # Documented, not enforced by the decoder: the key service checks these with messages of its own.
 _TEXT = Annotated[str, Parameter(max_length=200, pattern=r"^[^\x00]*$", description="At most 200 characters, no NUL")]
-_NAME = Annotated[
-    str, Parameter(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$", description="Not blank")
-]
+_NAME = Annotated[str, Parameter(min_length=1, max_length=200, pattern=NAMED, description="Not blank")]
 _MODELS = Annotated[
     list[_TEXT],
     Parameter(min_items=1, description="The models the key may use; each one the gateway serves (404 otherwise)"),

@@ -20,7 +20,7 @@ from litestar.openapi.spec import (
 )
 
 from gateway.proxy.body import TYPED_FIELDS
-from gateway.web.openapi import raw_body_operation
+from gateway.web.openapi import NOT_BLANK, raw_body_operation
 from gateway.wire.endpoints import CHAT, MODERATIONS, SPEECH, Endpoint
 
 _JSON_TYPES: dict[type, OpenAPIType] = {
@@ -46,10 +46,10 @@ def _model(endpoint: Endpoint) -> Schema:
     if endpoint.default_model:
         return Schema(
             type=[OpenAPIType.STRING, OpenAPIType.NULL],
-            pattern=r"\S",
+            pattern=NOT_BLANK,
             description=f"{described}; default {endpoint.default_model}",
         )
-    return Schema(type=OpenAPIType.STRING, pattern=r"\S", description=described)
+    return Schema(type=OpenAPIType.STRING, pattern=NOT_BLANK, description=described)
 
 
 def _json_body(endpoint: Endpoint) -> Schema:
@@ -83,7 +83,7 @@ def _input(endpoint: Endpoint) -> Schema:
 
 def _form_body() -> Schema:
     fields: dict[str, Schema | Reference] = {
-        "model": Schema(type=OpenAPIType.STRING, pattern=r"\S"),
+        "model": Schema(type=OpenAPIType.STRING, pattern=NOT_BLANK),
         "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
     }
     # Every part is named (Content-Disposition: form-data; name=...), so no field's name is empty.

@@ -27,6 +27,14 @@ from litestar.typing import FieldDefinition
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
 
+# What str.strip() removes, spelt for a JSON Schema pattern: "not blank" as the gateway checks it
+# (a regex's \s differs: it leaves out U+001C to U+001F and takes in U+FEFF).
+_WHITESPACE = "".join(f"\\u{code:04x}" for code in range(0x3001) if chr(code).isspace())
+NOT_BLANK = f"[^{_WHITESPACE}]"
+"""A pattern (unanchored, as JSON Schema's are) that a string passes when ``text.strip()`` is not empty."""
+NAMED = f"^[^\\x00]*[^\\x00{_WHITESPACE}][^\\x00]*$"
+"""Not blank, and no NUL anywhere."""
+
 # When each status happens, for the schema's readers (the README's error table, shorter).
 _WHEN = {
     400: "Malformed JSON, a missing or ill-typed field (`param` names it), or an endpoint the model's backend "
