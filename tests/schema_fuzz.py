@@ -55,11 +55,14 @@ async def schemathesis(base_url: str, key: str, who: str, paths: str, max_exampl
         "1",
         "--no-color",
     ]
-    # A subprocess, awaited: the gateway keeps serving on this event loop meanwhile.
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    output, _ = await process.communicate()
+    # A subprocess, awaited: the gateway keeps serving on this event loop meanwhile. Run in a fresh
+    # directory: Schemathesis keeps a cache of earlier crashes in ./.schemathesis, which would make
+    # one run depend on the last (and litter the checkout).
+    with tempfile.TemporaryDirectory() as cwd:
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=cwd
+        )
+        output, _ = await process.communicate()
     return Run(who, process.returncode or 0, output.decode(errors="replace"))
 
 
