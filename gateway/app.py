@@ -39,6 +39,7 @@ from gateway.web.errors import (
     handle_http_exception,
     handle_unexpected,
 )
+from gateway.web.openapi import ClosedStructs, security_components
 from gateway.web.request_id import add_request_id_header
 
 
@@ -76,7 +77,8 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
         },
         before_send=[add_request_id_header],
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="gateway", version="0.1.0"),
+        openapi_config=OpenAPIConfig(title="gateway", version="0.1.0", components=security_components()),
+        plugins=[ClosedStructs()],
         logging_config=None,  # Litestar's default would reset the root logger to INFO
         debug=False,
     )

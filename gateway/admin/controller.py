@@ -5,13 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
+from litestar.openapi.spec import Schema
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.status_codes import HTTP_200_OK
 
 from gateway.admin.auth import require_admin
 from gateway.admin.schemas import CreatedKey, CreateKey, KeyList, KeyView
 from gateway.keys.expiry import expiry_of
 from gateway.runtime import Runtime
+from gateway.web.openapi import ADMIN, answer_options, constrained_body, error_responses, present
+
+# What each route can answer besides success (403: the admin API is disabled).
+_READ = error_responses(400, 401, 403, 503)
+_BY_KEY = error_responses(400, 401, 403, 404, 503)
+_CREATE = error_responses(400, 401, 403, 404, 409, 503)
+
+
+def _not_both_expiries() -> Schema:
+    return Schema(schema_not=Schema(all_of=[present("expires_at"), present("expires_in")]))
 
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
@@ -23,13 +33,20 @@ class AdminKeysController(Controller):
     path = "/admin/keys"
     guards = [require_admin]
     tags = ["Admin"]
+    security = ADMIN
+    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
-    @get("/", summary="List API keys")
+    @get("/", summary="List API keys", responses=_READ)
     async def list_keys(self, request: Request[Any, Any, Any], include_revoked: FromQuery[bool] = True) -> KeyList:
         rows = await _runtime(request).keys.list(include_revoked=include_revoked)
         return KeyList(data=[KeyView.of(r) for r in rows])
 
-    @post("/", summary="Create an API key; the secret is returned once")
+    @post(
+        "/",
+        summary="Create an API key; the secret is returned once",
+        responses=_CREATE,
+        operation_class=constrained_body(_not_both_expiries),
+    )
     async def create_key(self, request: Request[Any, Any, Any], data: JSONBody[CreateKey]) -> CreatedKey:
         created = await _runtime(request).keys.create(
             data.name,
@@ -41,13 +58,14 @@ class AdminKeysController(Controller):
         )
         return CreatedKey(key=created.secret, info=KeyView.of(created.key))
 
-    @post("/{key:str}/revoke", summary="Revoke an API key (by id or prefix)", status_code=HTTP_200_OK)
-    async def revoke_key(self, request: Request[Any, Any, Any], key: FromPath[str]) -> KeyView:
-        return await _revoke(request, key)
+    # The parameter is `key_id` (an id or a prefix), not `key`: `key` in a created key is its secret.
+    @post("/{key_id:str}/revoke", summary="Revoke an API key (by id or prefix)", status_code=200, responses=_BY_KEY)
+    async def revoke_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> KeyView:
+        return await _revoke(request, key_id)
 
-    @delete("/{key:str}", summary="Revoke an API key (same as POST .../revoke)", status_code=HTTP_200_OK)
-    async def delete_key(self, request: Request[Any, Any, Any], key: FromPath[str]) -> KeyView:
-        return await _revoke(request, key)
+    @delete("/{key_id:str}", summary="Revoke an API key (as POST .../revoke)", status_code=200, responses=_BY_KEY)
+    async def delete_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> KeyView:
+        return await _revoke(request, key_id)
 
 
 async def _revoke(request: Request[Any, Any, Any], key: str) -> KeyView:

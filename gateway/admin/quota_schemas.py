@@ -7,8 +7,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 import msgspec
+from litestar.params import Parameter
 
-from gateway.quotas.config import PER_MINUTE, LimitRule
+from gateway.quotas.config import PER_MINUTE, PERIODS, SCOPES, LimitRule
 from gateway.quotas.plan import CONCURRENT, SPEND
 
 if TYPE_CHECKING:
@@ -16,24 +17,31 @@ if TYPE_CHECKING:
     from gateway.quotas.service import LimitUsage
 
 # Loose types on purpose (str, not the scopes; int, not >= 1): gateway.quotas.limits.validate
-# checks the rest, with the same rules and messages as the quotas file.
-_WHOLE = Annotated[int, msgspec.Meta(description="A whole number >= 1")]
+# checks the rest, with the same rules and messages as the quotas file. The schema documents those
+# rules (Parameter is read by the OpenAPI schema only, not by the decoder).
+_WHOLE = Annotated[int, Parameter(ge=1, description="A whole number >= 1")]
+_NAME = Annotated[str, Parameter(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 _PER_MINUTE = {metric: field for field, metric in PER_MINUTE.items()}
 _UNITS = {"requests": "requests", "tokens": "tokens", "input_tokens": "tokens", "output_tokens": "tokens"}
 _UNITS |= {CONCURRENT: "requests_in_flight", SPEND: "nano_usd"}
 
 
 class Budget(msgspec.Struct, forbid_unknown_fields=True):
-    micro_usd: Annotated[int, msgspec.Meta(description="Whole micro-USD: 5000000 = $5")]
-    period: Annotated[str, msgspec.Meta(description="day, week or month (calendar, in the quotas file's zone)")]
+    micro_usd: Annotated[int, Parameter(ge=0, description="Whole micro-USD: 5000000 = $5")]
+    period: Annotated[
+        str,
+        Parameter(description="day, week or month (calendar, in the file's time zone)", schema_extra={"enum": PERIODS}),
+    ]
 
 
 class LimitSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """``PUT /admin/quotas/limits``: one limit, as an entry of the quotas file writes it."""
 
-    scope: Annotated[str, msgspec.Meta(description="org, team, key or user (the OpenAI `user` field)")]
-    name: Annotated[str, msgspec.Meta(description="Which one (a key by prefix or id); * = each one")] = "*"
-    model: str | None = None
+    scope: Annotated[
+        str, Parameter(description="org, team, key or user (the OpenAI `user` field)", schema_extra={"enum": SCOPES})
+    ]
+    name: Annotated[_NAME, Parameter(description="Which one (a key by prefix or id); * = each one")] = "*"
+    model: _NAME | None = None
     """Only requests for this model; leave out for every model."""
     requests_per_minute: _WHOLE | None = None
     tokens_per_minute: _WHOLE | None = None
@@ -41,6 +49,10 @@ class LimitSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     output_tokens_per_minute: _WHOLE | None = None
     concurrent_requests: _WHOLE | None = None
     budget: Budget | None = None
+
+
+SETS_A_LIMIT = (*_PER_MINUTE.values(), "concurrent_requests", "budget")
+"""A spec sets at least one of these (else it limits nothing)."""
 
 
 class LimitView(msgspec.Struct, omit_defaults=True):

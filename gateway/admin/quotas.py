@@ -6,20 +6,32 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, put
+from litestar.openapi.spec import Schema
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from gateway.admin.auth import require_admin
-from gateway.admin.quota_schemas import LimitDeleted, LimitList, LimitSpec, LimitView, UsageView
+from gateway.admin.quota_schemas import SETS_A_LIMIT, LimitDeleted, LimitList, LimitSpec, LimitView, UsageView
 from gateway.runtime import Runtime
+from gateway.web.openapi import ADMIN, answer_options, constrained_body, error_responses, present
+
+
+def _sets_a_limit() -> Schema:
+    return Schema(any_of=[present(name) for name in SETS_A_LIMIT])
 
 
 class AdminQuotasController(Controller):
     path = "/admin/quotas"
     guards = [require_admin]
     tags = ["Admin"]
+    security = ADMIN
+    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
-    @get("/usage", summary="A key's usage against every limit that applies to it (and its end user's)")
+    @get(
+        "/usage",
+        summary="A key's usage against every limit that applies to it (and its end user's)",
+        responses=error_responses(400, 401, 403, 404, 503),
+    )
     async def usage(
         self, request: Request[Any, Any, Any], key: FromQuery[str], user: FromQuery[str | None] = None
     ) -> UsageView:
@@ -34,8 +46,14 @@ class AdminQuotaLimitsController(Controller):
     path = "/admin/quotas/limits"
     guards = [require_admin]
     tags = ["Admin"]
+    security = ADMIN
+    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
-    @get("/", summary="Every limit in force: from the quotas file, and set through the API or CLI")
+    @get(
+        "/",
+        summary="Every limit in force: from the quotas file, and set through the API or CLI",
+        responses=error_responses(401, 403, 503),
+    )
     async def list_limits(self, request: Request[Any, Any, Any]) -> LimitList:
         runtime: Runtime = request.app.state.runtime
         stored = await runtime.limits.list()
@@ -44,7 +62,13 @@ class AdminQuotaLimitsController(Controller):
             api=[LimitView.of(limit.rule, str(limit.id)) for limit in stored],
         )
 
-    @put("/", summary="Set a limit (replacing the one on the same scope, name and model)", status_code=HTTP_200_OK)
+    @put(
+        "/",
+        summary="Set a limit (replacing the one on the same scope, name and model)",
+        status_code=HTTP_200_OK,
+        responses=error_responses(400, 401, 403, 409, 503),
+        operation_class=constrained_body(_sets_a_limit),
+    )
     async def set_limit(self, request: Request[Any, Any, Any], data: JSONBody[LimitSpec]) -> LimitView:
         runtime: Runtime = request.app.state.runtime
         # Stored as the quotas file would write it (what was left out stays out), and checked by
@@ -53,7 +77,12 @@ class AdminQuotaLimitsController(Controller):
         await runtime.reload()  # this replica at once; the others within the refresh interval
         return LimitView.of(stored.rule, str(stored.id))
 
-    @delete("/{limit_id:str}", summary="Remove a limit set through the API or CLI", status_code=HTTP_200_OK)
+    @delete(
+        "/{limit_id:str}",
+        summary="Remove a limit set through the API or CLI",
+        status_code=HTTP_200_OK,
+        responses=error_responses(400, 401, 403, 404, 503),
+    )
     async def remove_limit(self, request: Request[Any, Any, Any], limit_id: FromPath[str]) -> LimitDeleted:
         runtime: Runtime = request.app.state.runtime
         await runtime.limits.remove(limit_id)

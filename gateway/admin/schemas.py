@@ -7,14 +7,24 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
+from litestar.params import Parameter
 
 from gateway.db.models import ApiKey
 from gateway.keys.expiry import DURATION_PATTERN
+from gateway.web.openapi import NAMED
+
+# Documented, not enforced by the decoder: the key service checks these with messages of its own.
+_TEXT = Annotated[str, Parameter(max_length=200, pattern=r"^[^\x00]*$", description="At most 200 characters, no NUL")]
+_NAME = Annotated[str, Parameter(min_length=1, max_length=200, pattern=NAMED, description="Not blank")]
+_MODELS = Annotated[
+    list[_TEXT],
+    Parameter(min_items=1, description="The models the key may use; each one the gateway serves (404 otherwise)"),
+]
 
 
 class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    models: list[str] | None = None
+    name: _NAME
+    models: _MODELS | None = None
     """The models the key may use; leave out for all. Each must be one the gateway serves."""
     expires_at: datetime | None = None
     """An ISO date/time with a time zone."""
@@ -22,8 +32,8 @@ class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
         Annotated[str, msgspec.Meta(pattern=DURATION_PATTERN, description="A duration from now: 30d, 12h, 90m")] | None
     ) = None
     """Instead of ``expires_at``: a duration from now, as ``gateway keys create --expires`` takes it."""
-    owner: str | None = None
-    team: str | None = None
+    owner: _TEXT | None = None
+    team: _TEXT | None = None
     metadata: dict[str, Any] | None = None
 
 

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Response
 from sqlalchemy import text
 
@@ -22,7 +23,11 @@ class HealthController(Controller):
     async def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz", summary="Readiness: whether this replica can serve requests now")
+    @get(
+        "/readyz",
+        summary="Readiness: whether this replica can serve requests now",
+        responses={503: ResponseSpec(dict[str, Any], description="Not ready (the same body says why)")},
+    )
     async def readyz(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         """Unready only for what stops this replica serving. The database being down is not that: the
         snapshot and the key cache keep serving (only changes wait), so it is reported, not failed

@@ -241,7 +241,7 @@ def _add_tools(request: Json, body: Json) -> None:
     if choice is None:
         return
     kind = choice.get("type") if isinstance(choice, dict) else None
-    if kind in _TOOL_CHOICES:
+    if isinstance(kind, str) and kind in _TOOL_CHOICES:  # a client's {} or [] is no key of the table
         request["tool_choice"] = _TOOL_CHOICES[str(kind)]
     elif kind == "tool" and isinstance(choice, dict) and isinstance(choice.get("name"), str):
         request["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}

@@ -13,15 +13,18 @@ import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.response.base import ASGIResponse
+from litestar.status_codes import HTTP_200_OK
 from litestar.types import ASGIApp
 
 from gateway.errors import UnsupportedEndpoint
 from gateway.ingress.anthropic import ANTHROPIC
 from gateway.ingress.anthropic_messages import count_tokens_request
+from gateway.ingress.openapi import count_response, count_tokens_body, message_response, messages_body
 from gateway.providers.anthropic import ANTHROPIC_VERSION
 from gateway.providers.base import UpstreamRequest
 from gateway.proxy.pipeline import Pipeline
 from gateway.web.client import RequestClient
+from gateway.web.openapi import PROXY_ERRORS, USER_KEY, error_responses, raw_body_operation
 from gateway.web.request_id import request_id
 from gateway.wire.endpoints import MESSAGES
 
@@ -31,13 +34,26 @@ _encoder = msgspec.json.Encoder()
 class AnthropicController(Controller):
     path = "/v1"
     tags = ["Anthropic-compatible API"]
+    security = USER_KEY
 
-    @post("/messages", summary="Create a message (Anthropic Messages API, plain or streamed)")
+    @post(
+        "/messages",
+        summary="Create a message (Anthropic Messages API, plain or streamed)",
+        status_code=HTTP_200_OK,
+        operation_class=raw_body_operation(messages_body, message_response),
+        responses=error_responses(*PROXY_ERRORS, anthropic=True),
+    )
     async def messages(self, request: Request[Any, Any, State]) -> ASGIApp:
         pipeline: Pipeline = request.app.state.pipeline
         return await pipeline.handle(request_id(request.scope), MESSAGES, RequestClient(request), ANTHROPIC)
 
-    @post("/messages/count_tokens", summary="Count a message's input tokens (Anthropic backends only)")
+    @post(
+        "/messages/count_tokens",
+        summary="Count a message's input tokens (Anthropic backends only)",
+        status_code=HTTP_200_OK,
+        operation_class=raw_body_operation(count_tokens_body, count_response),
+        responses=error_responses(*PROXY_ERRORS, anthropic=True),
+    )
     async def count_tokens(self, request: Request[Any, Any, State]) -> ASGIApp:
         pipeline: Pipeline = request.app.state.pipeline
         key = await pipeline.authenticate(request.headers)

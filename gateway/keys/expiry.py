@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.errors import InvalidRequest
 
-DURATION_PATTERN = r"^[0-9]+[dhm]$"
+# The admin API's: at most six digits, so that every duration it accepts is a date a datetime can
+# hold (999999d is ~2,700 years); more would overflow, a refusal the schema could not state.
+DURATION_PATTERN = r"^[0-9]{1,6}[dhm]$"
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.db.models import ApiKey, Model, Organization, Team, utcnow
-from gateway.errors import InvalidRequest, NotFound
+from gateway.errors import InvalidRequest, ModelNotFound, NotFound
 from gateway.keys.model import KeyInfo
 from gateway.keys.secrets import hash_secret, new_secret, visible_prefix
 
@@ -154,10 +154,10 @@ async def _check_models_known(session: AsyncSession, models: list[str]) -> None:
     if unknown:
         served = ", ".join(sorted(known)[:_MODELS_NAMED]) + (", ..." if len(known) > _MODELS_NAMED else "")
         served = served or "none yet (`gateway serve` loads them from the models file at start)"
-        raise InvalidRequest(
+        # Not found, as the same model is on /v1 (and the request itself is well formed).
+        raise ModelNotFound(
             f"Unknown model(s) in 'models': {', '.join(repr(m) for m in unknown)}. Models served: {served}.",
             param="models",
-            code="model_not_found",
         )
 
 

@@ -10,7 +10,9 @@ import msgspec
 from gateway.errors import InvalidRequest
 from gateway.wire.endpoints import CHAT, SPEECH, Endpoint
 
-_TYPED: dict[str, tuple[type | tuple[type, ...], str]] = {
+# Top-level fields the gateway itself reads, with the JSON type each must have when present (the
+# OpenAPI schema of the /v1 routes is built from this, so the two cannot drift apart).
+TYPED_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "stream": (bool, "a boolean"),
     "stream_options": (dict, "an object"),
     "n": (int, "an integer"),
@@ -65,7 +67,7 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
 
 
 def _check_types(payload: dict[str, Any]) -> None:
-    for name, (kind, described) in _TYPED.items():
+    for name, (kind, described) in TYPED_FIELDS.items():
         value = payload.get(name)
         if value is None:
             continue
