@@ -24,6 +24,7 @@ from litestar.types import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.admin import audit, backends, directory, models
 from gateway.admin.controller import AdminKeysController
 from gateway.admin.quotas import AdminQuotaLimitsController, AdminQuotasController
 from gateway.db.engine import unusable_database
@@ -66,6 +67,10 @@ def create_app(settings: Settings | None = None, *, transport: httpx.AsyncBaseTr
             AdminKeysController,
             AdminQuotasController,
             AdminQuotaLimitsController,
+            *directory.CONTROLLERS,
+            *backends.CONTROLLERS,
+            *models.CONTROLLERS,
+            *audit.CONTROLLERS,
             HealthController,
         ],
         lifespan=[lifespan],

@@ -65,6 +65,12 @@ class PermissionDenied(GatewayError):
     code = "model_not_allowed"
 
 
+class Forbidden(PermissionDenied):
+    """An admin principal whose role or scope does not allow this action."""
+
+    code = "permission_denied"
+
+
 class NotFound(GatewayError):
     code = "not_found"
 

@@ -15,9 +15,14 @@ from pathlib import Path
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gateway.audit.changes import Changes
+from gateway.audit.log import AuditLog
+from gateway.catalog.backends import BackendService
 from gateway.catalog.config import load_catalog_config
+from gateway.catalog.versions import VersionService
 from gateway.db.engine import create_engine, session_factory
 from gateway.db.migrate import upgrade_async
+from gateway.directory.service import Directory
 from gateway.keys.auth import Authenticator
 from gateway.keys.service import KeyService
 from gateway.ledger.writer import UsageWriter
@@ -29,10 +34,39 @@ from gateway.quotas.limits import LimitService
 from gateway.quotas.service import Quotas
 from gateway.settings import Settings
 from gateway.snapshot.builder import SnapshotBuilder
+from gateway.snapshot.notices import Notices
 from gateway.snapshot.state import LiveSnapshot
 from gateway.upstream.client import Upstream
+from gateway.vault import Vault
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPlane:
+    """The control plane's services, one per domain; every write among them goes through
+    ``changes`` (audited, generation raised, replicas told). The CLI builds the same set."""
+
+    changes: Changes
+    keys: KeyService
+    limits: LimitService
+    directory: Directory
+    backends: BackendService
+    versions: VersionService
+    audit: AuditLog
+
+
+def control_plane(sessions: async_sessionmaker[AsyncSession], vault: Vault) -> ControlPlane:
+    changes = Changes(sessions)
+    return ControlPlane(
+        changes=changes,
+        keys=KeyService(sessions),
+        limits=LimitService(sessions),
+        directory=Directory(sessions, changes),
+        backends=BackendService(sessions, changes, vault),
+        versions=VersionService(sessions, changes),
+        audit=AuditLog(sessions),
+    )
 
 
 @dataclass
@@ -40,6 +74,7 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    control: ControlPlane
     keys: KeyService
     auth: Authenticator
     pipeline: Pipeline
@@ -67,7 +102,9 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
     sessions = session_factory(engine)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(engine.dispose)
-        keys = KeyService(sessions)
+        vault = Vault(settings.encryption_keys)
+        control = control_plane(sessions, vault)
+        keys, limits = control.keys, control.limits
         auth = Authenticator(
             keys.lookup, ttl_seconds=settings.key_cache_ttl_seconds, max_entries=settings.key_cache_size
         )
@@ -83,7 +120,6 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
         )
         await ledger.start()
         stack.push_async_callback(ledger.stop)
-        limits = LimitService(sessions)
         quotas = Quotas(
             load_quota_config(settings.quotas_file),
             settings.redis_url or None,
@@ -100,9 +136,15 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             sessions,
             load_catalog_config(settings.models_file),
             credentials,
+            vault,
             limits,
             quotas,
+            changes=control.changes,
+            keys=keys,
+            auth=auth,
+            notices=Notices(settings.redis_url or None),
             refresh_seconds=settings.quota_refresh_seconds,
+            check_seconds=settings.change_check_seconds,
         )
         live = await snapshots.start()
         stack.push_async_callback(snapshots.stop)
@@ -116,8 +158,11 @@ async def open_runtime(settings: Settings, transport: httpx.AsyncBaseTransport |
             max_upload_bytes=settings.max_upload_bytes,
             max_concurrent_uploads=settings.max_concurrent_uploads,
             upload_idle_seconds=settings.upload_idle_timeout_seconds,
+            refuse_unpriced=settings.unpriced_models == "refuse",
         )
         log.info(
             "gateway ready: %d models, database %s", len(live.current.catalog.routes), engine.url.render_as_string()
         )
-        yield Runtime(settings, engine, sessions, keys, auth, pipeline, ledger, upstream, quotas, limits, snapshots)
+        yield Runtime(
+            settings, engine, sessions, control, keys, auth, pipeline, ledger, upstream, quotas, limits, snapshots
+        )

@@ -33,6 +33,7 @@ _POSITIVE = (
     "max_body_bytes",
     "max_upload_bytes",
     "quota_refresh_seconds",
+    "change_check_seconds",
     "max_concurrent_uploads",
     "upload_idle_timeout_seconds",
     "upstream_connect_timeout_seconds",
@@ -67,17 +68,28 @@ class Settings:
     quotas_file: str = "policies/quotas.yaml"
     """YAML file of quota and budget limits; a missing file means no limits."""
     quota_refresh_seconds: float = 10.0
-    """How often a replica rebuilds its runtime snapshot from SQL (models, versions, limits set
-    through the admin API or the CLI); the replica that made a change takes it up at once."""
-    admin_key: str = ""
-    """Bearer token for ``/admin/*``. Empty disables the admin HTTP API."""
+    """How often a replica rebuilds its runtime snapshot from SQL even when nothing changed (it
+    seeds new budgets from the ledger); changes themselves arrive within a second (below)."""
+    change_check_seconds: float = 1.0
+    """How often a replica reads the control plane's generation from SQL (one row) and rebuilds
+    its snapshot when it moved: the safety net under Redis change notices, and how changes made
+    with the CLI reach a running embedded-mode gateway."""
+    admin_key: str = dataclasses.field(default="", repr=False)
+    """Bearer token of the bootstrap superuser for ``/admin/*``. Users with a role use admin
+    tokens of their own (``gateway users token``); with neither, the admin API refuses everyone."""
+    encryption_keys: str = dataclasses.field(default="", repr=False)
+    """Fernet keys (comma-separated; the first encrypts, all decrypt) for backend secrets stored
+    through the admin API or CLI. ``gateway credentials new-key`` prints one. Never logged."""
+    unpriced_models: str = "record"
+    """A model version without prices: ``record`` serves it and flags its usage records
+    ``unpriced`` (cost unknown, not zero); ``refuse`` answers its requests with 400."""
     auto_migrate: bool | None = None
     """Apply migrations at start. Unset means: yes in embedded mode, no in production
     (run ``gateway migrate`` from the deploy pipeline instead)."""
     key_cache_ttl_seconds: float = 10.0
-    """How long a looked-up API key is trusted without asking SQL again. This is the bound on how
-    long a key revoked by another process keeps working; a revocation through this process's
-    admin API takes effect at once."""
+    """How long a looked-up API key is trusted without asking SQL again. A change to a key
+    (revoked, rotated, updated) reaches every replica's cache through the change feed within a
+    second; this bounds only a change made behind the gateway's back (straight in SQL)."""
     key_cache_size: int = 100_000
     """How many API keys (valid and unknown) the in-process cache holds."""
     max_body_bytes: int = 10 * 1024 * 1024
@@ -112,7 +124,11 @@ class Settings:
     """Python log level. Requests are never logged at INFO or above on success."""
 
     def __post_init__(self) -> None:
-        choices = {"upstream_transport": ("aiohttp", "httpx"), "log_level": _LOG_LEVELS}
+        choices = {
+            "upstream_transport": ("aiohttp", "httpx"),
+            "log_level": _LOG_LEVELS,
+            "unpriced_models": ("record", "refuse"),
+        }
         for name, allowed in choices.items():
             if str(getattr(self, name)).upper() not in {a.upper() for a in allowed}:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()}: expected one of {', '.join(allowed)}")

@@ -15,8 +15,8 @@ PACKAGE = ROOT / "gateway"
 # Lowest first; a package may import its own layer's packages (acyclically) and those below.
 LAYERS: list[set[str]] = [
     {"errors", "yaml_file", "settings"},
-    {"wire", "upstream", "db", "web"},
-    {"catalog", "keys", "ledger"},
+    {"wire", "upstream", "db", "web", "vault"},
+    {"catalog", "keys", "ledger", "audit", "access", "directory"},
     {"quotas", "providers"},
     {"snapshot"},
     {"proxy", "ingress"},

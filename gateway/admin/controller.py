@@ -8,6 +8,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.openapi.spec import Schema
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from gateway.access.roles import Action
 from gateway.admin.auth import require_admin
 from gateway.admin.schemas import CreatedKey, CreateKey, KeyList, KeyView
 from gateway.keys.expiry import expiry_of
@@ -36,7 +37,7 @@ class AdminKeysController(Controller):
     security = ADMIN
     before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
-    @get("/", summary="List API keys", responses=_READ)
+    @get("/", summary="List API keys", responses=_READ, opt={"action": Action.KEYS_READ})
     async def list_keys(self, request: Request[Any, Any, Any], include_revoked: FromQuery[bool] = True) -> KeyList:
         rows = await _runtime(request).keys.list(include_revoked=include_revoked)
         return KeyList(data=[KeyView.of(r) for r in rows])
@@ -46,6 +47,7 @@ class AdminKeysController(Controller):
         summary="Create an API key; the secret is returned once",
         responses=_CREATE,
         operation_class=constrained_body(_not_both_expiries),
+        opt={"action": Action.KEYS_WRITE},
     )
     async def create_key(self, request: Request[Any, Any, Any], data: JSONBody[CreateKey]) -> CreatedKey:
         created = await _runtime(request).keys.create(
@@ -59,11 +61,23 @@ class AdminKeysController(Controller):
         return CreatedKey(key=created.secret, info=KeyView.of(created.key))
 
     # The parameter is `key_id` (an id or a prefix), not `key`: `key` in a created key is its secret.
-    @post("/{key_id:str}/revoke", summary="Revoke an API key (by id or prefix)", status_code=200, responses=_BY_KEY)
+    @post(
+        "/{key_id:str}/revoke",
+        summary="Revoke an API key (by id or prefix)",
+        status_code=200,
+        responses=_BY_KEY,
+        opt={"action": Action.KEYS_WRITE},
+    )
     async def revoke_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> KeyView:
         return await _revoke(request, key_id)
 
-    @delete("/{key_id:str}", summary="Revoke an API key (as POST .../revoke)", status_code=200, responses=_BY_KEY)
+    @delete(
+        "/{key_id:str}",
+        summary="Revoke an API key (as POST .../revoke)",
+        status_code=200,
+        responses=_BY_KEY,
+        opt={"action": Action.KEYS_WRITE},
+    )
     async def delete_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> KeyView:
         return await _revoke(request, key_id)
 

@@ -10,6 +10,7 @@ from litestar.openapi.spec import Schema
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
+from gateway.access.roles import Action
 from gateway.admin.auth import require_admin
 from gateway.admin.quota_schemas import SETS_A_LIMIT, LimitDeleted, LimitList, LimitSpec, LimitView, UsageView
 from gateway.runtime import Runtime
@@ -31,6 +32,7 @@ class AdminQuotasController(Controller):
         "/usage",
         summary="A key's usage against every limit that applies to it (and its end user's)",
         responses=error_responses(400, 401, 403, 404, 503),
+        opt={"action": Action.USAGE_READ},
     )
     async def usage(
         self, request: Request[Any, Any, Any], key: FromQuery[str], user: FromQuery[str | None] = None
@@ -53,6 +55,7 @@ class AdminQuotaLimitsController(Controller):
         "/",
         summary="Every limit in force: from the quotas file, and set through the API or CLI",
         responses=error_responses(401, 403, 503),
+        opt={"action": Action.LIMITS_READ},
     )
     async def list_limits(self, request: Request[Any, Any, Any]) -> LimitList:
         runtime: Runtime = request.app.state.runtime
@@ -68,6 +71,7 @@ class AdminQuotaLimitsController(Controller):
         status_code=HTTP_200_OK,
         responses=error_responses(400, 401, 403, 409, 503),
         operation_class=constrained_body(_sets_a_limit),
+        opt={"action": Action.LIMITS_WRITE},
     )
     async def set_limit(self, request: Request[Any, Any, Any], data: JSONBody[LimitSpec]) -> LimitView:
         runtime: Runtime = request.app.state.runtime
@@ -82,6 +86,7 @@ class AdminQuotaLimitsController(Controller):
         summary="Remove a limit set through the API or CLI",
         status_code=HTTP_200_OK,
         responses=error_responses(400, 401, 403, 404, 503),
+        opt={"action": Action.LIMITS_WRITE},
     )
     async def remove_limit(self, request: Request[Any, Any, Any], limit_id: FromPath[str]) -> LimitDeleted:
         runtime: Runtime = request.app.state.runtime

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from gateway.catalog.kinds import KINDS
@@ -77,13 +78,37 @@ _PRICE_UNITS = {
 
 
 @dataclass(frozen=True, slots=True)
+class PriceChange:
+    """Prices announced ahead: in force from ``effective_from`` on."""
+
+    effective_from: datetime
+    prices: Prices
+
+
+ROLLOUTS = ("auto", "manual")
+CAPABILITY = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
 class ModelConfig:
+    """A model as the models file (or the admin API, for a new version) declares it."""
+
     name: str
     backend: str
     upstream_model: str
     params: dict[str, Any]
     prices: Prices
     reveal_upstream_model: bool = False
+    unpriced: bool = False
+    """No ``prices`` at all (prices of zero must be written out: free is a choice, not a default)."""
+    price_changes: tuple[PriceChange, ...] = ()
+    max_tokens: int | None = None
+    """``limits.max_tokens``: requests asking for more output are refused; those naming none get it."""
+    context_window: int | None = None
+    capabilities: tuple[str, ...] = ()
+    rollout: str = "auto"
+    """``auto``: a changed configuration becomes the active version; ``manual``: a draft."""
+    description: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +220,7 @@ def _model(fields: _Fields, name: str, spec: Any, backends: dict[str, BackendCon
     where = f"models.{name}"
     fields.name(name, where)
     spec = fields.mapping(spec, where)
-    fields.no_extra(spec, where, {"backend", "upstream_model", "params", "prices", "reveal_upstream_model"})
+    fields.no_extra(spec, where, _MODEL_FIELDS)
     backend = fields.string(spec, where, "backend")
     if backend not in backends:
         fields.fail(f"{where}.backend", f"no backend named {backend!r} under 'backends'")
@@ -206,25 +231,106 @@ def _model(fields: _Fields, name: str, spec: Any, backends: dict[str, BackendCon
         json.dumps(params, allow_nan=False)
     except (TypeError, ValueError) as exc:
         fields.fail(f"{where}.params", f"values must be plain JSON (quote dates and the like): {exc}")
-    prices = fields.mapping(spec.get("prices", {}), f"{where}.prices")
-    fields.no_extra(prices, f"{where}.prices", set(_PRICE_UNITS))
-    amounts = {}
-    for unit, described in _PRICE_UNITS.items():
-        value = prices.get(unit, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            fields.fail(f"{where}.prices.{unit}", f"expected a whole number of {described} (>= 0), got {value!r}")
-        amounts[unit] = value
-    for unit in ("cached_input", "cache_write_input"):  # a cache price not given is the input price
-        if unit not in prices:
-            amounts[unit] = amounts["input"]
+    rollout = fields.optional_string(spec, where, "rollout") or "auto"
+    if rollout not in ROLLOUTS:
+        fields.fail(f"{where}.rollout", f"expected one of {', '.join(ROLLOUTS)}, got {rollout!r}")
     return ModelConfig(
         name=name,
         backend=backend,
         upstream_model=fields.optional_string(spec, where, "upstream_model") or name,
         params=dict(params),
-        prices=Prices(**amounts),
+        prices=_prices(fields, spec.get("prices", {}), f"{where}.prices"),
         reveal_upstream_model=_reveal(fields, spec, where),
+        unpriced="prices" not in spec,
+        price_changes=_price_changes(fields, spec.get("price_changes", []), f"{where}.price_changes"),
+        max_tokens=_max_tokens(fields, spec.get("limits", {}), f"{where}.limits"),
+        context_window=_positive_int(fields, spec.get("context_window"), f"{where}.context_window"),
+        capabilities=_capabilities(fields, spec.get("capabilities", []), f"{where}.capabilities"),
+        rollout=rollout,
+        description=fields.optional_string(spec, where, "description"),
     )
+
+
+_MODEL_FIELDS = {
+    "backend",
+    "upstream_model",
+    "params",
+    "prices",
+    "reveal_upstream_model",
+    "price_changes",
+    "limits",
+    "context_window",
+    "capabilities",
+    "rollout",
+    "description",
+}
+
+
+def _prices(fields: _Fields, given: Any, where: str) -> Prices:
+    prices = fields.mapping(given, where)
+    fields.no_extra(prices, where, set(_PRICE_UNITS))
+    amounts = {}
+    for unit, described in _PRICE_UNITS.items():
+        value = prices.get(unit, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            fields.fail(f"{where}.{unit}", f"expected a whole number of {described} (>= 0), got {value!r}")
+        amounts[unit] = value
+    for unit in ("cached_input", "cache_write_input"):  # a cache price not given is the input price
+        if unit not in prices:
+            amounts[unit] = amounts["input"]
+    return Prices(**amounts)
+
+
+def _price_changes(fields: _Fields, given: Any, where: str) -> tuple[PriceChange, ...]:
+    if not isinstance(given, list):
+        fields.fail(where, f"expected a list of {{effective_from, prices}}, got {type(given).__name__}")
+    changes: list[PriceChange] = []
+    for index, item in enumerate(given):
+        at = f"{where}[{index}]"
+        item = fields.mapping(item, at)
+        fields.no_extra(item, at, {"effective_from", "prices"})
+        when = _instant(fields, item.get("effective_from"), f"{at}.effective_from")
+        if changes and when <= changes[-1].effective_from:
+            fields.fail(f"{at}.effective_from", "price changes must be in time order, each later than the one before")
+        if "prices" not in item:
+            fields.fail(f"{at}.prices", "required field is missing")
+        changes.append(PriceChange(when, _prices(fields, item["prices"], f"{at}.prices")))
+    return tuple(changes)
+
+
+def _instant(fields: _Fields, value: Any, where: str) -> datetime:
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            fields.fail(where, f"expected an ISO 8601 date/time with a time zone, got {value!r}")
+    else:
+        fields.fail(where, f"expected an ISO 8601 date/time with a time zone, got {value!r}")
+    if when.tzinfo is None:
+        fields.fail(where, "needs a time zone (2027-01-01T00:00:00Z)")
+    return when.astimezone(UTC)
+
+
+def _max_tokens(fields: _Fields, given: Any, where: str) -> int | None:
+    limits = fields.mapping(given, where)
+    fields.no_extra(limits, where, {"max_tokens"})
+    return _positive_int(fields, limits.get("max_tokens"), f"{where}.max_tokens")
+
+
+def _positive_int(fields: _Fields, value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 100_000_000:
+        fields.fail(where, f"expected a whole number from 1 to 100000000, got {value!r}")
+    return int(value)
+
+
+def _capabilities(fields: _Fields, given: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(given, list) or not all(isinstance(c, str) and CAPABILITY.match(c) for c in given):
+        fields.fail(where, "expected a list of lower-case names (vision, tools, json_mode, ...)")
+    return tuple(sorted(set(given)))
 
 
 def _reveal(fields: _Fields, spec: dict[str, Any], where: str) -> bool:
@@ -240,7 +346,7 @@ class _Fields:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def fail(self, where: str, problem: str) -> None:
+    def fail(self, where: str, problem: str) -> NoReturn:
         raise ConfigError(f"{self.source}: {where or '(top level)'}: {problem}")
 
     def mapping(self, value: Any, where: str) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+import zlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from gateway.errors import ModelNotFound
@@ -101,16 +103,54 @@ class ModelRoute:
     created: int
     reveal_upstream_model: bool = False
     """Replies name the backend's own model id rather than the public name the client asked for."""
+    schedule: tuple[tuple[datetime, Prices], ...] = ()
+    """Prices announced ahead, in time order: each in force from its time on."""
+    unpriced: bool = False
+    """The version has no prices: its cost is unknown (GATEWAY_UNPRICED_MODELS decides)."""
+    max_tokens: int | None = None
+    """The version's cap on a request's output tokens."""
+    context_window: int | None = None
+
+    def prices_at(self, when: datetime) -> Prices:
+        """The prices in force at ``when`` (a request is costed at the time it was made)."""
+        prices = self.prices
+        for start, later in self.schedule:
+            if start > when:
+                break
+            prices = later
+        return prices
+
+
+BUCKETS = 10_000
+"""A canary's share is counted in hundredths of a percent of these buckets."""
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    route: ModelRoute
+    share: int
+    """Percent of the model's traffic (1-99)."""
+
+    def takes(self, sticky: str) -> bool:
+        """Consistent hashing: a key (or end user) lands in one bucket per canary version, so it
+        keeps its side while the share stays, and a larger share only adds buckets."""
+        bucket = zlib.crc32(f"{self.route.version_id}:{sticky}".encode()) % BUCKETS
+        return bucket < self.share * (BUCKETS // 100)
 
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
     routes: dict[str, ModelRoute]
+    """Each served model's active version."""
+    canaries: dict[str, Canary] | None = None
 
-    def resolve(self, model: str) -> ModelRoute:
+    def resolve(self, model: str, sticky: str = "") -> ModelRoute:
+        """The version that serves ``model`` for ``sticky`` (the key, or the end user it names)."""
         route = self.routes.get(model)
         if route is None:
             raise ModelNotFound(f"The model '{model}' does not exist.", param="model")
+        if self.canaries and (canary := self.canaries.get(model)) is not None and canary.takes(sticky):
+            return canary.route
         return route
 
     def names(self) -> list[str]:

@@ -1,160 +1,180 @@
-"""Sync the declared catalog into SQL, and read the routes back from what SQL holds.
+"""Configuration as code: sync ``policies/models.yaml`` into the control plane.
 
-Versions are immutable: a model whose configuration hash differs from its latest version gets a
-new version with the next number. Several replicas may start at once; the unique constraint on
-(model, number) makes the loser retry and find the winner's row. ``load_catalog`` reads the
-active models' current versions, whoever wrote them, into the catalog a snapshot is built from.
+For each model in the file, the newest version the file made is compared with the file's
+configuration. When they differ, a new immutable version is made and activated (the active one
+retired), or made a draft when the model says ``rollout: manual``. A version made through the API,
+or a rollback, is left alone until the file itself changes, so a restart never undoes them. A
+file-managed model gone from the file stops being served. Backends are upserted by name.
+Every step is an audit entry of the ``sync`` source; ``plan_sync`` runs the same steps in a
+transaction it rolls back, for ``gateway models sync --dry-run``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable
+import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.audit.actor import SYNC, Actor
+from gateway.audit.changes import Changes, ChangeSet
 from gateway.catalog.config import BackendConfig, CatalogConfig, ModelConfig
-from gateway.catalog.registry import BackendTarget, Catalog, Credentials, ModelRoute, Prices
-from gateway.db.models import Backend, Model, ModelVersion
-
-CredentialsFor = Callable[[str], Credentials]
-"""A backend's credential provider, by the backend's name."""
+from gateway.catalog.version_spec import new_version, version_config, version_hash, version_state
+from gateway.db.models import Backend, Model, ModelVersion, utcnow
 
 
-def version_hash(model: ModelConfig) -> str:
-    canonical: dict[str, Any] = {
-        "backend": model.backend,
-        "upstream_model": model.upstream_model,
-        "params": model.params,
-        "prices": [model.prices.input, model.prices.cached_input, model.prices.output],
-    }
-    if extras := model.prices.extras():  # only when set, so versions made before they existed keep their hash
-        canonical["price_extras"] = extras
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
-
-
-async def sync_catalog(sessions: async_sessionmaker[AsyncSession], config: CatalogConfig) -> None:
+async def sync_catalog(changes: Changes, config: CatalogConfig, actor: Actor = SYNC) -> list[str]:
+    """Apply the file; returns the steps taken. Replicas starting at once: the loser retries."""
     for attempt in range(3):
         try:
-            async with sessions.begin() as session:
-                return await _sync_once(session, config)
+            async with changes.transaction(actor) as change:
+                return await _sync_once(change, config)
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _sync_once(session: AsyncSession, config: CatalogConfig) -> None:
+async def plan_sync(sessions: async_sessionmaker[AsyncSession], config: CatalogConfig) -> list[str]:
+    """The steps ``sync_catalog`` would take, with nothing changed."""
+    async with sessions() as session:
+        transaction = await session.begin()
+        try:
+            return await _sync_once(ChangeSet(session, SYNC), config)
+        finally:
+            await transaction.rollback()
+
+
+async def _sync_once(change: ChangeSet, config: CatalogConfig) -> list[str]:
+    session, steps = change.session, list[str]()
     backends = {b.name: b for b in (await session.scalars(select(Backend))).all()}
     for backend_spec in config.backends.values():
-        backends[backend_spec.name] = _upsert_backend(session, backends.get(backend_spec.name), backend_spec)
+        backends[backend_spec.name] = _upsert_backend(change, backends.get(backend_spec.name), backend_spec, steps)
     await session.flush()
     models = {m.name: m for m in (await session.scalars(select(Model))).all()}
     for spec in config.models.values():
-        model = models.get(spec.name) or Model(name=spec.name)
-        model.active = True
-        session.add(model)
-        await session.flush()
-        await _current_version(session, model, spec, backends[spec.backend])
+        model = models.get(spec.name)
+        if model is None:
+            model = Model(id=uuid.uuid4(), name=spec.name, source="file", rollout=spec.rollout)
+            session.add(model)
+            await session.flush()
+            change.record("model.create", "model", model.id, name=model.name, after=_model_view(model))
+            steps.append(f"create model {spec.name}")
+        elif not model.active or model.source != "file" or model.rollout != spec.rollout:
+            before = _model_view(model)
+            model.active, model.source, model.rollout = True, "file", spec.rollout
+            change.record("model.update", "model", model.id, name=model.name, before=before, after=_model_view(model))
+            steps.append(f"serve model {spec.name} from the file (rollout {spec.rollout})")
+        await _sync_version(change, model, spec, backends[spec.backend], steps)
     for name, model in models.items():
-        if name not in config.models:
+        if name not in config.models and model.source == "file" and model.active:
+            before = _model_view(model)
             model.active = False
+            change.record("model.update", "model", model.id, name=name, before=before, after=_model_view(model))
+            steps.append(f"stop serving model {name} (gone from the file)")
+    await session.flush()
+    return steps
 
 
-async def load_catalog(sessions: async_sessionmaker[AsyncSession], credentials: CredentialsFor) -> Catalog:
-    """Every active model at its newest version, with its backend and that backend's credentials."""
-    newest = (
-        select(ModelVersion.model_id, func.max(ModelVersion.number).label("number"))
-        .group_by(ModelVersion.model_id)
-        .subquery()
-    )
-    query = (
-        select(Model, ModelVersion, Backend)
-        .join(newest, newest.c.model_id == Model.id)
-        .join(ModelVersion, (ModelVersion.model_id == Model.id) & (ModelVersion.number == newest.c.number))
-        .join(Backend, Backend.id == ModelVersion.backend_id)
-        .where(Model.active.is_(True))
-    )
-    async with sessions() as session:
-        rows = (await session.execute(query)).all()
-    providers: dict[str, Credentials] = {}
-    routes: dict[str, ModelRoute] = {}
-    for model, version, backend in rows:
-        if backend.name not in providers:
-            providers[backend.name] = credentials(backend.name)
-        routes[model.name] = _route(model, version, backend, providers[backend.name])
-    return Catalog(routes=routes)
+def _model_view(model: Model) -> dict[str, Any]:
+    return {"name": model.name, "active": model.active, "source": model.source, "rollout": model.rollout}
 
 
-def _upsert_backend(session: AsyncSession, row: Backend | None, spec: BackendConfig) -> Backend:
-    row = row or Backend(name=spec.name)
-    row.kind = spec.kind
-    row.base_url = spec.base_url
-    row.credential_ref = spec.credential_ref
-    row.settings = {"timeout_seconds": spec.timeout_seconds, "api_version": spec.api_version, "region": spec.region}
-    session.add(row)
+def backend_settings(spec: BackendConfig) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "timeout_seconds": spec.timeout_seconds,
+        "api_version": spec.api_version,
+        "region": spec.region,
+    }
+    if spec.entra is not None:
+        settings["entra"] = {
+            "tenant_id": spec.entra.tenant_id,
+            "client_id": spec.entra.client_id,
+            "client_secret_env": spec.entra.client_secret_env,
+            "authority": spec.entra.authority,
+            "scope": spec.entra.scope,
+        }
+    return settings
+
+
+def backend_view(row: Backend) -> dict[str, Any]:
+    """A backend as the audit log and the admin API show it: the secret masked, never whole."""
+    return {
+        "name": row.name,
+        "kind": row.kind,
+        "base_url": row.base_url,
+        "credential_ref": row.credential_ref,
+        "secret": f"****{row.secret_hint}" if row.secret_hint else None,
+        "settings": dict(row.settings or {}),
+        "source": row.source,
+    }
+
+
+def _upsert_backend(change: ChangeSet, row: Backend | None, spec: BackendConfig, steps: list[str]) -> Backend:
+    before = backend_view(row) if row is not None else None
+    row = row or Backend(id=uuid.uuid4(), name=spec.name)
+    row.kind, row.base_url, row.credential_ref = spec.kind, spec.base_url, spec.credential_ref
+    row.settings, row.source = backend_settings(spec), "file"
+    row.secret_encrypted = row.secret_hint = None  # the file's credential is the file's
+    after = backend_view(row)
+    if before != after:
+        change.session.add(row)
+        action = "backend.create" if before is None else "backend.update"
+        change.record(action, "backend", row.id, name=row.name, before=before, after=after)
+        steps.append(f"{action.split('.')[1]} backend {spec.name}")
     return row
 
 
-async def _current_version(session: AsyncSession, model: Model, spec: ModelConfig, backend: Backend) -> None:
-    latest = await session.scalar(
-        select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.number.desc()).limit(1)
-    )
+async def _sync_version(change: ChangeSet, model: Model, spec: ModelConfig, backend: Backend, steps: list[str]) -> None:
+    session = change.session
+    versions = list((await session.scalars(select(ModelVersion).where(ModelVersion.model_id == model.id))).all())
+    from_file = [v for v in versions if v.source == "file"]
     digest = version_hash(spec)
-    if latest is not None and latest.config_hash == digest:
+    if from_file and max(from_file, key=lambda v: v.number).config_hash == digest:
         return
-    version = ModelVersion(
-        model_id=model.id,
-        number=(latest.number + 1) if latest else 1,
-        backend_id=backend.id,
-        upstream_model=spec.upstream_model,
-        params=spec.params,
-        price_input=spec.prices.input,
-        price_cached_input=spec.prices.cached_input,
-        price_output=spec.prices.output,
-        price_cache_write_input=spec.prices.cache_write_input,
-        price_image=spec.prices.image,
-        price_audio_second=spec.prices.audio_second,
-        price_characters=spec.prices.characters,
-        config_hash=digest,
+    number = max((v.number for v in versions), default=0) + 1
+    manual = spec.rollout == "manual" and any(v.state == "active" for v in versions)
+    version = new_version(
+        model.id, number, backend.id, spec, source="file", state="draft", created_by=change.actor.name
     )
     session.add(version)
     await session.flush()
+    config = version_config(version, backend.name)
+    change.record("version.create", "version", version.id, name=f"{model.name} v{number}", after=config)
+    if manual:
+        steps.append(f"create version {model.name} v{number} as a draft (rollout: manual)")
+        return
+    retired = activate(change, model, version, versions)
+    retired_note = f" (v{retired} retired)" if retired else ""
+    steps.append(f"create version {model.name} v{number} and activate it{retired_note}")
 
 
-def _route(model: Model, version: ModelVersion, backend: Backend, credentials: Credentials) -> ModelRoute:
-    params: dict[str, Any] = dict(version.params or {})
-    settings: dict[str, Any] = dict(backend.settings or {})
-    timeout = settings.get("timeout_seconds")
-    return ModelRoute(
-        model=model.name,
-        model_id=model.id,
-        version_id=version.id,
-        version=version.number,
-        backend=BackendTarget(
-            id=backend.id,
-            name=backend.name,
-            kind=backend.kind,
-            base_url=backend.base_url,
-            timeout_seconds=float(timeout) if timeout is not None else None,
-            credentials=credentials,
-            api_version=settings.get("api_version"),
-            region=settings.get("region"),
-        ),
-        upstream_model=version.upstream_model,
-        params=params,
-        prices=Prices(
-            input=version.price_input,
-            cached_input=version.price_cached_input,
-            output=version.price_output,
-            cache_write_input=version.price_cache_write_input,
-            image=version.price_image,
-            audio_second=version.price_audio_second,
-            characters=version.price_characters,
-        ),
-        created=int(model.created_at.timestamp()),
+def activate(change: ChangeSet, model: Model, version: ModelVersion, versions: list[ModelVersion]) -> int | None:
+    """Make ``version`` the model's one active version; the one it replaces is retired (and is what
+    a rollback restores). Returns the retired version's number."""
+    now, retired = utcnow(), None
+    for other in versions:
+        if other.state == "active" and other.id != version.id:
+            before = version_state(other)
+            other.state, other.deactivated_at, retired = "retired", now, other.number
+            change.record(
+                "version.retire",
+                "version",
+                other.id,
+                name=f"{model.name} v{other.number}",
+                before=before,
+                after=version_state(other),
+            )
+    before = version_state(version)
+    version.state, version.canary_share, version.activated_at = "active", None, now
+    change.record(
+        "version.activate",
+        "version",
+        version.id,
+        name=f"{model.name} v{version.number}",
+        before=before,
+        after=version_state(version),
     )
+    return retired

@@ -70,6 +70,12 @@ class Authenticator:
         info = await self._cached(hash_secret(secret)) if looks_like_key(secret) else None
         if info is None:
             raise AuthenticationFailed(f"Incorrect API key provided: {_masked(secret)}.")
+        if info.rotated and info.expires_at is not None and info.expires_at <= datetime.now(UTC):
+            raise AuthenticationFailed(
+                f"The API key {info.prefix}... was rotated; its previous secret stopped working at "
+                f"{info.expires_at.isoformat()}.",
+                code="rotated_api_key",
+            )
         if info.revoked_at is not None:
             raise AuthenticationFailed(f"The API key {info.prefix}... has been revoked.", code="revoked_api_key")
         if info.expires_at is not None and info.expires_at <= datetime.now(UTC):
@@ -85,6 +91,11 @@ class Authenticator:
         for digest, (_, info) in list(self._entries.items()):
             if info is not None and info.id == key_id:
                 del self._entries[digest]
+
+    def refresh(self, keys: Iterable[tuple[str, KeyInfo]]) -> None:
+        """Replace entries with what SQL holds now (keys changed elsewhere: a revocation, a rotation)."""
+        self._generation += 1  # a lookup already in flight must not store what it read before this
+        self.warm(keys)
 
     def warm(self, keys: Iterable[tuple[str, KeyInfo]]) -> None:
         """Cache keys read in bulk (at start), so that they are known should SQL go away."""

@@ -20,6 +20,9 @@ class KeyInfo:
     org_name: str = ""
     team_name: str | None = None
     """Names, for the quota rules that address organizations and teams by name."""
+    user_id: uuid.UUID | None = None
+    rotated: bool = False
+    """This is the key's previous secret, valid until ``expires_at`` (the rotation's grace period)."""
 
     def may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models

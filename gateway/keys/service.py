@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.db.models import ApiKey, Model, Organization, Team, utcnow
+from gateway.db.models import ApiKey, AuditEntry, Model, Organization, Team, utcnow
 from gateway.errors import InvalidRequest, ModelNotFound, NotFound
 from gateway.keys.model import KeyInfo
 from gateway.keys.secrets import hash_secret, new_secret, visible_prefix
@@ -30,7 +30,11 @@ class NewKey:
     key: ApiKey
 
 
-def key_info(row: ApiKey, org_name: str = "", team_name: str | None = None) -> KeyInfo:
+def key_info(row: ApiKey, org_name: str = "", team_name: str | None = None, *, previous: bool = False) -> KeyInfo:
+    """What the request path knows of a key; ``previous``: as its pre-rotation secret shows it."""
+    expires_at = row.expires_at
+    if previous and row.previous_expires_at is not None:
+        expires_at = min(expires_at or row.previous_expires_at, row.previous_expires_at)
     return KeyInfo(
         id=row.id,
         prefix=row.prefix,
@@ -38,11 +42,22 @@ def key_info(row: ApiKey, org_name: str = "", team_name: str | None = None) -> K
         org_id=row.org_id,
         team_id=row.team_id,
         allowed_models=frozenset(row.allowed_models) if row.allowed_models is not None else None,
-        expires_at=row.expires_at,
+        expires_at=expires_at,
         revoked_at=row.revoked_at,
         org_name=org_name,
         team_name=team_name,
+        user_id=row.user_id,
+        rotated=previous,
     )
+
+
+def cache_entries(row: ApiKey, org_name: str, team_name: str | None) -> list[tuple[str, KeyInfo]]:
+    """A key's entries for the key cache, by secret hash: its secret, and its previous one while
+    a rotation's grace period lasts."""
+    entries = [(row.secret_hash, key_info(row, org_name, team_name))]
+    if row.previous_secret_hash is not None:
+        entries.append((row.previous_secret_hash, key_info(row, org_name, team_name, previous=True)))
+    return entries
 
 
 class KeyService:
@@ -126,7 +141,28 @@ class KeyService:
                 .limit(limit)
             )
             rows = (await session.execute(query)).all()
-        return [(row[0].secret_hash, key_info(row[0], row[1], row[2])) for row in reversed(rows)]
+        return [entry for row in reversed(rows) for entry in cache_entries(row[0], row[1], row[2])]
+
+    async def changed_since(self, after: int, upto: int) -> Sequence[tuple[str, KeyInfo]]:
+        """The cache entries of every key a change in generations (after, upto] touched: what a
+        replica re-reads when it takes up those changes, so a revocation elsewhere holds here."""
+        async with self._sessions() as session:
+            touched = (
+                select(AuditEntry.object_id)
+                .where(AuditEntry.object_type == "key", AuditEntry.generation > after, AuditEntry.generation <= upto)
+                .distinct()
+            )
+            ids = [uuid.UUID(value) for value in (await session.scalars(touched)).all()]
+            if not ids:
+                return []
+            query = (
+                select(ApiKey, Organization.name, Team.name)
+                .join(Organization, Organization.id == ApiKey.org_id)
+                .outerjoin(Team, Team.id == ApiKey.team_id)
+                .where(ApiKey.id.in_(ids))
+            )
+            rows = (await session.execute(query)).all()
+        return [entry for row in rows for entry in cache_entries(row[0], row[1], row[2])]
 
     async def lookup(self, secret_hash: str) -> KeyInfo | None:
         async with self._sessions() as session:
@@ -134,10 +170,12 @@ class KeyService:
                 select(ApiKey, Organization.name, Team.name)
                 .join(Organization, Organization.id == ApiKey.org_id)
                 .outerjoin(Team, Team.id == ApiKey.team_id)
-                .where(ApiKey.secret_hash == secret_hash)
+                .where(or_(ApiKey.secret_hash == secret_hash, ApiKey.previous_secret_hash == secret_hash))
             )
             found = (await session.execute(query)).first()
-            return key_info(found[0], found[1], found[2]) if found is not None else None
+            if found is None:
+                return None
+            return key_info(found[0], found[1], found[2], previous=found[0].secret_hash != secret_hash)
 
 
 def _check_text(field: str, value: str | None) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from gateway.catalog.config import BackendConfig
 from gateway.catalog.kinds import KINDS
 from gateway.catalog.registry import ANONYMOUS, Credentials
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, UpstreamError
 from gateway.providers.bedrock_signing import AwsCredentialChain, DefaultCredentials, SigV4
 from gateway.providers.entra import EntraTokens
 from gateway.upstream.client import Upstream
@@ -31,6 +31,15 @@ class StaticKey:
 
     def authorize(self, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
         return {**headers, self.header: self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class _Unusable:
+    backend: str
+    problem: str
+
+    def authorize(self, url: str, headers: dict[str, str], body: bytes | None) -> dict[str, str]:
+        raise UpstreamError(f"Backend '{self.backend}' has no usable credential: {self.problem}")
 
 
 def resolve_api_key(spec: BackendConfig) -> str | None:
@@ -77,6 +86,10 @@ class CredentialProviders:
             assert spec.region is not None  # the configuration requires it for a signed kind
             return SigV4(spec.name, spec.region, self._aws)
         return ANONYMOUS
+
+    def unusable(self, backend: str, problem: str) -> Credentials:
+        """For a backend whose secret cannot be read: its requests fail with 502 saying so."""
+        return _Unusable(backend, problem)
 
     async def start(self) -> None:
         """Fetch the first Entra ID tokens (a failure is logged; renewal goes on in the background)."""

@@ -41,7 +41,7 @@ class Exchange:
     def cost_nano_usd(self) -> int:
         if self.route is None or self.usage is None:
             return 0
-        return self.route.prices.cost_nano_usd(self.usage)
+        return self.route.prices_at(self.started_at).cost_nano_usd(self.usage)
 
     def to_row(self) -> dict[str, Any]:
         elapsed = time.perf_counter() - self.started
@@ -69,6 +69,7 @@ class Exchange:
             "latency_ms": round(elapsed * 1000),
             "ttft_ms": round((self.first_byte - self.started) * 1000) if self.first_byte else None,
             "streamed": self.streamed,
+            "unpriced": route.unpriced if route else False,
             "started_at": self.started_at,
             "finished_at": self.started_at + timedelta(seconds=elapsed),
         }

@@ -21,6 +21,7 @@ from litestar.types import ASGIApp
 from gateway.catalog.registry import Catalog, ModelRoute
 from gateway.errors import (
     GatewayError,
+    InvalidRequest,
     Overloaded,
     PermissionDenied,
     RequestTimeout,
@@ -44,6 +45,9 @@ from gateway.wire.endpoints import Endpoint
 from gateway.wire.multipart import FormStream
 
 # Server-sent events, and Bedrock's binary event stream.
+_OUTPUT_LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+# The field that carries a version's output cap into a request that names none, by endpoint.
+_CAPPED_BY = {"chat.completions": "max_tokens", "completions": "max_tokens", "responses": "max_output_tokens"}
 _STREAM_MEDIA_TYPES = ("text/event-stream", "application/vnd.amazon.eventstream")
 
 
@@ -76,6 +80,7 @@ class Pipeline:
         max_upload_bytes: int = 25 * 1024 * 1024,
         max_concurrent_uploads: int = 64,
         upload_idle_seconds: float = 30.0,
+        refuse_unpriced: bool = False,
     ) -> None:
         self._auth = auth
         self._live = live
@@ -86,6 +91,7 @@ class Pipeline:
         self._max_upload_bytes = max_upload_bytes
         self._uploads = asyncio.Semaphore(max_concurrent_uploads)
         self._upload_idle_seconds = upload_idle_seconds
+        self._refuse_unpriced = refuse_unpriced
 
     async def handle(self, request_id: str, endpoint: Endpoint, client: Inbound, ingress: Ingress = OPENAI) -> ASGIApp:
         exchange = Exchange(request_id=request_id, endpoint=endpoint.name)
@@ -96,7 +102,9 @@ class Pipeline:
                 return account.hand_over(await self._upload(exchange, snapshot, endpoint, client))
             body = ingress.decode(await client.body(), endpoint)
             exchange.model = body["model"]
-            route = exchange.route = self._route(snapshot.catalog, body["model"], exchange.key)
+            route = exchange.route = self._route(snapshot.catalog, body["model"], exchange.key, body.get("user"))
+            if route.max_tokens is not None:
+                cap_output(body, route.max_tokens, endpoint)
             if route.backend.kind == ingress.native_kind:  # client and backend speak one schema: pass through
                 adapter, payload, ingress = ingress.native_adapter(client.headers), body, OPENAI
             else:
@@ -131,7 +139,7 @@ class Pipeline:
             upload = _Upload(form)
             try:
                 exchange.model = form.fields["model"]
-                route = exchange.route = self._route(snapshot.catalog, exchange.model, exchange.key)
+                route = exchange.route = self._route(snapshot.catalog, exchange.model, exchange.key, None)
                 adapter = self._adapters[route.backend.kind]
                 upstream = adapter.upload(endpoint, form, route)  # first: an upload it refuses costs no quota
                 exchange.admission = await self._quotas.admit(
@@ -179,13 +187,21 @@ class Pipeline:
         """The models in force now (for the model list and side requests)."""
         return self._live.current.catalog
 
-    def route(self, model: str, key: KeyInfo) -> ModelRoute:
-        return self._route(self.catalog, model, key)
+    def route(self, model: str, key: KeyInfo, user: object = None) -> ModelRoute:
+        return self._route(self.catalog, model, key, user)
 
-    def _route(self, catalog: Catalog, model: str, key: KeyInfo) -> ModelRoute:
-        route = catalog.resolve(model)
+    def _route(self, catalog: Catalog, model: str, key: KeyInfo, user: object) -> ModelRoute:
+        # A canary's share is sticky per end user when the request names one, else per key.
+        route = catalog.resolve(model, user if isinstance(user, str) and user else key.id.hex)
         if not key.may_use(model):
             raise PermissionDenied(f"This API key may not use the model '{model}'.", param="model")
+        if route.unpriced and self._refuse_unpriced:
+            raise InvalidRequest(
+                f"The model '{model}' has no prices, and this gateway refuses unpriced models "
+                "(GATEWAY_UNPRICED_MODELS=refuse).",
+                param="model",
+                code="model_unpriced",
+            )
         return route
 
     async def relay_json(self, route: ModelRoute, request: UpstreamRequest) -> bytes:
@@ -266,6 +282,24 @@ class Pipeline:
             media_type=getattr(tap, "media_type", None),
             headers=exchange.admission.headers if exchange.admission is not None else None,
         )
+
+
+def cap_output(body: dict[str, Any], cap: int, endpoint: Endpoint) -> None:
+    """A version's ``max_tokens`` cap: a request asking for more is refused (naming the field);
+    one asking for nothing gets the cap, so no request can go past it."""
+    asked = False
+    for name in _OUTPUT_LIMITS:
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            asked = True
+            if value > cap:
+                raise InvalidRequest(
+                    f"'{name}' is {value}; this model allows at most {cap} output tokens.",
+                    param=name,
+                    code="max_tokens_exceeded",
+                )
+    if not asked and endpoint.name in _CAPPED_BY:
+        body[_CAPPED_BY[endpoint.name]] = cap
 
 
 @contextlib.contextmanager

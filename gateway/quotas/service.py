@@ -220,7 +220,8 @@ class Quotas:
         needs_usage = any(c.metric in _TOKEN_METRICS or c.metric == SPEND for c in held)
         default_output = self._config.default_output_tokens
         usage = await estimate_off_loop(payload, endpoint, route, default_output) if needs_usage else Usage()
-        cost = _estimated_cost(route.prices, usage) if needs_usage else 0
+        prices = route.prices_at(datetime.now(UTC)) if route.schedule else route.prices
+        cost = _estimated_cost(prices, usage) if needs_usage else 0
         amounts = [_amount(c.metric, usage, cost) for c in held]
         store = self._store(now)
         try:
@@ -241,7 +242,7 @@ class Quotas:
         for index, counter in enumerate(held):
             if counter.metric == SPEND and amounts[index]:
                 self._alerter.crossed(counter, used[index], used[index] + amounts[index], now)
-        admission = Admission(request_id, held, amounts, used, usage, cost, store, route.prices)
+        admission = Admission(request_id, held, amounts, used, usage, cost, store, prices)
         admission.headers = _rate_headers(held, {i: c.limit - used[i] - amounts[i] for i, c in enumerate(held)}, now)
         return admission
 

@@ -15,11 +15,13 @@ from gateway.quotas.plan import RuleIndex
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    generation: int
+    number: int
     """Counts the snapshots this process has built; each swap takes a higher one."""
+    generation: int
+    """The control plane's generation (SQL) this snapshot holds every change up to."""
     built_at: datetime
     catalog: Catalog
-    """Model routes, each with its backend and that backend's credential provider."""
+    """Model routes (active versions and canaries), each with its backend and credentials."""
     limits: RuleIndex
     """The quota limits in force: the quotas file's, then those set through the API or the CLI."""
 
@@ -36,6 +38,6 @@ class LiveSnapshot:
         return self._current
 
     def swap(self, new: Snapshot) -> None:
-        if new.generation <= self._current.generation:
+        if new.number <= self._current.number:
             return  # a slower rebuild that started earlier must not undo a newer one
         self._current = new

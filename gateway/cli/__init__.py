@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from gateway.catalog.config import load_catalog_config
+from gateway.cli import audit, backends, directory, models
 from gateway.errors import GatewayError
 from gateway.keys.expiry import parse_expiry
 from gateway.settings import Settings, field_docs
@@ -96,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key by id or prefix")
     revoke.add_argument("key")
     revoke.set_defaults(run=_keys_revoke)
+    for group in (directory, backends, models, audit):
+        group.register(commands)
     return parser
 
 

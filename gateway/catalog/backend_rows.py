@@ -1,0 +1,27 @@
+"""A backend row as the credential providers take it: the configuration the models file would
+have given, with the secret decrypted in memory (it is never written back anywhere)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.catalog.config import BackendConfig, EntraConfig
+from gateway.db.models import Backend
+from gateway.vault import Vault
+
+
+def backend_config(row: Backend, vault: Vault) -> BackendConfig:
+    settings: dict[str, Any] = dict(row.settings or {})
+    ref = row.credential_ref or ""
+    entra = settings.get("entra")
+    return BackendConfig(
+        name=row.name,
+        kind=row.kind,
+        base_url=row.base_url,
+        api_key_env=ref.removeprefix("env:") if ref.startswith("env:") else None,
+        api_key=vault.decrypt(row.secret_encrypted) if row.secret_encrypted else None,
+        timeout_seconds=settings.get("timeout_seconds"),
+        api_version=settings.get("api_version"),
+        region=settings.get("region"),
+        entra=EntraConfig(**entra) if isinstance(entra, dict) else None,
+    )
