@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.catalog.config import CatalogConfig, load_catalog_config, parse_catalog_config
-from gateway.catalog.registry import Catalog, Prices
 from gateway.audit.changes import Changes
+from gateway.catalog.config import CatalogConfig, load_catalog_config, parse_catalog_config
 from gateway.catalog.load import load_catalog
+from gateway.catalog.registry import Catalog, Prices
 from gateway.catalog.sync import sync_catalog
 from gateway.db.engine import create_engine, session_factory
 from gateway.db.migrate import upgrade
@@ -292,7 +292,8 @@ async def test_changed_price_creates_a_new_version_and_leaves_the_old_one(
     assert second.prices.input == 200_000
     v1, v2 = await _versions(sessions, "chat")
     lifecycle = {"state", "deactivated_at"}  # the one thing about a version that changes
-    assert {k: v for k, v in v1.items() if k not in lifecycle} == {k: v for k, v in before.items() if k not in lifecycle}
+    unchanged = {k: v for k, v in before.items() if k not in lifecycle}
+    assert {k: v for k, v in v1.items() if k not in lifecycle} == unchanged
     assert (before["state"], v1["state"], v2["state"]) == ("active", "retired", "active")
     assert v2["price_input"] == 200_000
     assert catalog.resolve("embed").version == 1
