@@ -16,7 +16,9 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "gateway:control-changes"
+CHANNEL = "gateway:control-changes:db{db}"
+"""Per Redis database: Redis pub/sub ignores database numbers, and gateways on other databases
+(another deployment, a test run) must not hear these notices."""
 _RECONNECT_SECONDS = (0.1, 0.5, 1.0, 2.0)
 
 
@@ -25,7 +27,10 @@ class Notices:
     does nothing: one process has no one to tell, and the CLI's changes arrive by the SQL check."""
 
     def __init__(self, redis_url: str | None) -> None:
+        self._url = redis_url
         self._client = aioredis.Redis.from_url(redis_url, socket_timeout=2.0) if redis_url else None
+        db = self._client.connection_pool.connection_kwargs.get("db", 0) if self._client else 0
+        self._channel = CHANNEL.format(db=db)
         self._listener: asyncio.Task[None] | None = None
         self.missed_publishes = 0
 
@@ -37,7 +42,7 @@ class Notices:
         if self._client is None:
             return
         try:
-            await self._client.publish(CHANNEL, str(generation))
+            await self._client.publish(self._channel, str(generation))
         except (RedisError, OSError):
             self.missed_publishes += 1  # the others' SQL check brings the change in
             log.warning("change %d committed; its notice could not be published (Redis unreachable)", generation)
@@ -47,12 +52,21 @@ class Notices:
             self._listener = asyncio.create_task(self._listen(on_generation), name="change-notices")
 
     async def _listen(self, on_generation: Callable[[int], Awaitable[None]]) -> None:
-        assert self._client is not None
+        assert self._url is not None
+        # Its own connection, without the publisher's read timeout: it waits for notices for hours;
+        # the health check still finds a dead connection within its interval.
+        subscriber = aioredis.Redis.from_url(self._url, health_check_interval=15, socket_keepalive=True)
+        try:
+            await self._subscribed(subscriber, on_generation)
+        finally:
+            await subscriber.aclose()
+
+    async def _subscribed(self, subscriber: aioredis.Redis, on_generation: Callable[[int], Awaitable[None]]) -> None:
         failures = 0
         while True:
             try:
-                async with self._client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                async with subscriber.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self._channel)
                     failures = 0
                     async for message in pubsub.listen():
                         generation = _generation(message.get("data"))
