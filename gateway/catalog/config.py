@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 
 from gateway.catalog.kinds import KINDS
 from gateway.catalog.registry import Prices
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError, InvalidRequest
 from gateway.yaml_file import read_yaml
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
@@ -216,14 +217,21 @@ def _api_key(fields: _Fields, spec: dict[str, Any], where: str) -> str | None:
     return value
 
 
-def _model(fields: _Fields, name: str, spec: Any, backends: dict[str, BackendConfig]) -> ModelConfig:
-    where = f"models.{name}"
-    fields.name(name, where)
+def parse_model(name: str, spec: Any, backends: Collection[str], error: FieldError | None = None) -> ModelConfig:
+    """One model's configuration from the admin API (a new version), by the models file's rules."""
+    return _model(_Fields("request", error or request_error), name, spec, backends, where="")
+
+
+def _model(
+    fields: _Fields, name: str, spec: Any, backends: Collection[str], *, where: str | None = None
+) -> ModelConfig:
+    where = f"models.{name}" if where is None else where
+    fields.name(name, where or "name")
     spec = fields.mapping(spec, where)
     fields.no_extra(spec, where, _MODEL_FIELDS)
     backend = fields.string(spec, where, "backend")
     if backend not in backends:
-        fields.fail(f"{where}.backend", f"no backend named {backend!r} under 'backends'")
+        fields.fail(f"{where}.backend", f"no backend named {backend!r}" + (" under 'backends'" if where else ""))
     params = fields.mapping(spec.get("params", {}), f"{where}.params")
     if "model" in params or "stream" in params:
         fields.fail(f"{where}.params", "'model' and 'stream' cannot be defaulted")
@@ -340,14 +348,30 @@ def _reveal(fields: _Fields, spec: dict[str, Any], where: str) -> bool:
     return bool(value)
 
 
-class _Fields:
-    """Small validation helpers that raise ConfigError naming the source and the field path."""
+FieldError = Callable[[str, str], GatewayError]
+"""Makes the error for a bad field: (field path, problem)."""
 
-    def __init__(self, source: str) -> None:
+
+def _config_error(source: str) -> FieldError:
+    return lambda where, problem: ConfigError(f"{source}: {where or '(top level)'}: {problem}")
+
+
+def request_error(where: str, problem: str) -> GatewayError:
+    """For the admin API: 400 with ``param`` naming the field (paths start at the request body)."""
+    field = where.lstrip(".")
+    return InvalidRequest(f"{field}: {problem}" if field else problem, param=field or None)
+
+
+class _Fields:
+    """Small validation helpers that raise an error naming the source and the field path: a
+    ConfigError for the models file, an InvalidRequest for the admin API."""
+
+    def __init__(self, source: str, error: FieldError | None = None) -> None:
         self.source = source
+        self._error = error or _config_error(source)
 
     def fail(self, where: str, problem: str) -> NoReturn:
-        raise ConfigError(f"{self.source}: {where or '(top level)'}: {problem}")
+        raise self._error(where, problem)
 
     def mapping(self, value: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):
