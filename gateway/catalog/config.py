@@ -217,6 +217,11 @@ def _api_key(fields: _Fields, spec: dict[str, Any], where: str) -> str | None:
     return value
 
 
+def check_model_name(name: str) -> None:
+    """A model name from the admin API, by the models file's rule."""
+    _Fields("request", request_error).name(name, "name")
+
+
 def parse_model(name: str, spec: Any, backends: Collection[str], error: FieldError | None = None) -> ModelConfig:
     """One model's configuration from the admin API (a new version), by the models file's rules."""
     return _model(_Fields("request", error or request_error), name, spec, backends, where="")
