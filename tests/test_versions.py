@@ -171,7 +171,6 @@ async def test_an_illegal_move_is_refused_and_changes_nothing(
     ("spec", "param"),
     [
         ({"upstream_model": "x"}, "backend"),
-        ({"backend": "no-such-backend"}, "backend"),
         ({"backend": "fake", "prices": {"input": -1}}, "prices.input"),
         ({"backend": "fake", "prices": {"input": 1.5}}, "prices.input"),
         ({"backend": "fake", "prices": {"inptu": 1}}, "prices.inptu"),
@@ -197,6 +196,28 @@ async def test_a_bad_version_is_refused_naming_the_field(gateway: Gateway, spec:
         assert response.status_code == 400, response.text
         assert response.json()["error"]["param"] == param, response.json()
         assert (await http.get(f"/admin/models/{name}", headers=ADMIN)).json()["versions"] == []
+
+
+async def test_a_version_on_an_unknown_backend_is_a_404_naming_the_field(gateway: Gateway) -> None:
+    async with gateway.http() as http:
+        name = await _model(http)
+        response = await http.post(f"/admin/models/{name}/versions", headers=ADMIN, json={"backend": "no-such"})
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["param"] == "backend"
+        assert (await http.get(f"/admin/models/{name}", headers=ADMIN)).json()["versions"] == []
+
+
+async def test_price_changes_take_the_order_of_their_dates(gateway: Gateway) -> None:
+    later = {"effective_from": "2031-01-01T00:00:00Z", "prices": {"input": 3}}
+    sooner = {"effective_from": "2030-01-01t00:00:00z", "prices": {"input": 2}}
+    async with gateway.http() as http:
+        name = await _model(http)
+        url = f"/admin/models/{name}/versions"
+        made = await http.post(url, headers=ADMIN, json={"backend": "fake", "price_changes": [later, sooner]})
+        twice = await http.post(url, headers=ADMIN, json={"backend": "fake", "price_changes": [later, later]})
+    assert made.status_code == 201, made.text
+    assert [c["effective_from"][:4] for c in made.json()["config"]["price_changes"]] == ["2030", "2031"]
+    assert twice.status_code == 400 and twice.json()["error"]["param"] == "price_changes[1].effective_from"
 
 
 async def test_a_model_name_taken_or_unknown(gateway: Gateway) -> None:

@@ -13,10 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 from litestar.params import Parameter
 
+from gateway.catalog.config import CAPABILITY, MODEL_NAME
+from gateway.web.openapi import NOT_BLANK
+
 if TYPE_CHECKING:
     from gateway.catalog.versions import ModelInfo, VersionInfo
     from gateway.db.models import AuditEntry
 
+_TEXT = Annotated[str, Parameter(min_length=1, pattern=NOT_BLANK, description="Not blank")]
+_COUNT = Annotated[int, Parameter(ge=1, le=100_000_000)]
+_CAP = Annotated[int, Parameter(ge=1, le=100_000_000, description="Cap on a request's output tokens")]
 _WHOLE = Annotated[int, Parameter(ge=0, description="Whole micro-USD (per million tokens, per image, ...)")]
 
 
@@ -31,37 +37,56 @@ class PriceSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 
 
 class PriceChangeSpec(msgspec.Struct, forbid_unknown_fields=True):
-    effective_from: Annotated[str, Parameter(description="ISO 8601 date/time with a time zone")]
+    effective_from: Annotated[
+        str, Parameter(schema_extra={"format": "date-time"}, description="RFC 3339 date/time, with a time zone")
+    ]
     prices: PriceSpec
 
 
 class VersionLimits(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    max_tokens: Annotated[int, Parameter(ge=1, description="Cap on a request's output tokens")] | None = None
+    max_tokens: _CAP | None = None
 
 
 class VersionSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """``POST /admin/models/{model}/versions``: a new draft version, as the models file writes a model.
     Leaving out ``prices`` makes the version unpriced (see GATEWAY_UNPRICED_MODELS)."""
 
-    backend: str
-    upstream_model: str | None = None
-    params: dict[str, Any] | None = None
+    backend: Annotated[str, Parameter(min_length=1, pattern=NOT_BLANK, description="A backend's name")]
+    upstream_model: _TEXT | None = None
+    params: (
+        Annotated[
+            dict[str, Any],
+            Parameter(
+                description="Default request parameters ('model' and 'stream' cannot be defaulted)",
+                schema_extra={"propertyNames": {"not": {"enum": ["model", "stream"]}}},
+            ),
+        ]
+        | None
+    ) = None
     prices: PriceSpec | None = None
     price_changes: list[PriceChangeSpec] | None = None
     limits: VersionLimits | None = None
-    context_window: Annotated[int, Parameter(ge=1)] | None = None
-    capabilities: list[str] | None = None
-    description: str | None = None
+    context_window: _COUNT | None = None
+    capabilities: list[Annotated[str, Parameter(pattern=CAPABILITY.pattern)]] | None = None
+    description: _TEXT | None = None
 
 
 class CreateModel(msgspec.Struct, forbid_unknown_fields=True):
-    name: Annotated[str, Parameter(min_length=1, max_length=200)]
+    name: Annotated[str, Parameter(min_length=1, max_length=200, pattern=MODEL_NAME)]
     rollout: Annotated[str, Parameter(schema_extra={"enum": ["auto", "manual"]})] = "auto"
 
 
-class Promote(msgspec.Struct, forbid_unknown_fields=True):
-    to: Annotated[str, Parameter(schema_extra={"enum": ["canary", "active"]})]
-    share: Annotated[int, Parameter(ge=1, le=99, description="Percent of traffic, for a canary")] | None = None
+class PromoteToCanary(msgspec.Struct, forbid_unknown_fields=True, tag_field="to", tag="canary"):
+    """A canary beside the active version, taking ``share`` percent of the model's traffic."""
+
+    share: Annotated[int, Parameter(ge=1, le=99, description="Percent of the model's traffic")]
+
+
+class PromoteToActive(msgspec.Struct, forbid_unknown_fields=True, tag_field="to", tag="active"):
+    """The model's one active version; the one before is retired."""
+
+
+Promote = PromoteToCanary | PromoteToActive
 
 
 class VersionView(msgspec.Struct):

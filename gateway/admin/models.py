@@ -21,6 +21,7 @@ from gateway.admin.model_schemas import (
     ModelList,
     ModelView,
     Promote,
+    PromoteToCanary,
     VersionDiff,
     VersionSpec,
     VersionView,
@@ -96,7 +97,11 @@ class AdminModelsController(Controller):
         self, request: Request[Any, Any, Any], model: FromPath[str], number: FromPath[int], data: JSONBody[Promote]
     ) -> ModelView:
         versions = runtime_of(request).control.versions
-        return ModelView.of(await versions.promote(actor_of(request), model, number, to=data.to, share=data.share))
+        if isinstance(data, PromoteToCanary):
+            promoted = await versions.promote(actor_of(request), model, number, to="canary", share=data.share)
+        else:
+            promoted = await versions.promote(actor_of(request), model, number, to="active")
+        return ModelView.of(promoted)
 
     @post(
         "/{model:str}/versions/{number:int}/retire",

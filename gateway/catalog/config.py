@@ -16,7 +16,8 @@ from gateway.catalog.registry import Prices
 from gateway.errors import ConfigError, GatewayError, InvalidRequest
 from gateway.yaml_file import read_yaml
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$"
+_NAME = re.compile(MODEL_NAME)
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -303,12 +304,13 @@ def _price_changes(fields: _Fields, given: Any, where: str) -> tuple[PriceChange
         item = fields.mapping(item, at)
         fields.no_extra(item, at, {"effective_from", "prices"})
         when = _instant(fields, item.get("effective_from"), f"{at}.effective_from")
-        if changes and when <= changes[-1].effective_from:
-            fields.fail(f"{at}.effective_from", "price changes must be in time order, each later than the one before")
+        if any(change.effective_from == when for change in changes):
+            fields.fail(f"{at}.effective_from", "two price changes take effect at the same instant")
         if "prices" not in item:
             fields.fail(f"{at}.prices", "required field is missing")
         changes.append(PriceChange(when, _prices(fields, item["prices"], f"{at}.prices")))
-    return tuple(changes)
+    # The dates say the order, so the list's own order carries no meaning.
+    return tuple(sorted(changes, key=lambda change: change.effective_from))
 
 
 def _instant(fields: _Fields, value: Any, where: str) -> datetime:
@@ -316,7 +318,7 @@ def _instant(fields: _Fields, value: Any, where: str) -> datetime:
         when = value
     elif isinstance(value, str):
         try:
-            when = datetime.fromisoformat(value)
+            when = datetime.fromisoformat(value.upper())  # RFC 3339 allows a lower-case t and z
         except ValueError:
             fields.fail(where, f"expected an ISO 8601 date/time with a time zone, got {value!r}")
     else:

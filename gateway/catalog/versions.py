@@ -113,6 +113,9 @@ class VersionService:
             session = change.session
             model = await _find_model(session, ref)
             backends = {b.name: b for b in (await session.scalars(select(Backend))).all()}
+            named = spec.get("backend")
+            if isinstance(named, str) and named.strip() and named not in backends:
+                raise NotFound(f"No backend named {named[:64]!r}.", param="backend")
             config = parse_model(model.name, spec, backends)
             number = (await _max_number(session, model.id)) + 1
             backend = backends[config.backend]
