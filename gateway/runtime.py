@@ -60,7 +60,7 @@ def control_plane(sessions: async_sessionmaker[AsyncSession], vault: Vault) -> C
     changes = Changes(sessions)
     return ControlPlane(
         changes=changes,
-        keys=KeyService(sessions),
+        keys=KeyService(sessions, changes),
         limits=LimitService(sessions),
         directory=Directory(sessions, changes),
         backends=BackendService(sessions, changes, vault),

@@ -9,7 +9,7 @@ from litestar.openapi.spec import Schema
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from gateway.access.roles import Action
-from gateway.admin.auth import require_admin
+from gateway.admin.auth import actor_of, require_admin
 from gateway.admin.schemas import CreatedKey, CreateKey, KeyList, KeyView
 from gateway.keys.expiry import expiry_of
 from gateway.runtime import Runtime
@@ -57,6 +57,7 @@ class AdminKeysController(Controller):
             owner=data.owner,
             team=data.team,
             metadata=data.metadata,
+            actor=actor_of(request),
         )
         return CreatedKey(key=created.secret, info=KeyView.of(created.key))
 
@@ -84,6 +85,6 @@ class AdminKeysController(Controller):
 
 async def _revoke(request: Request[Any, Any, Any], key: str) -> KeyView:
     runtime = _runtime(request)
-    row = await runtime.keys.revoke(key)
+    row = await runtime.keys.revoke(key, actor=actor_of(request))
     runtime.auth.forget(row.id)  # this process stops accepting it at once
     return KeyView.of(row)

@@ -14,7 +14,7 @@ class Actor:
     role: str
     """``superuser``, ``org_admin``, ``team_admin``, ``viewer``, or ``system`` for a file sync."""
     source: str
-    """``api``, ``cli`` or ``sync``."""
+    """``api``, ``cli``, ``sync`` or ``internal``."""
     remote: str | None = None
     """The client's address (API), or the host the CLI ran on."""
 
@@ -30,3 +30,7 @@ def cli_actor() -> Actor:
 
 SYNC = Actor(name="models-file", role="system", source="sync")
 """A sync of policies/models.yaml at start-up (or by ``gateway models sync``)."""
+
+
+INTERNAL = Actor(name="gateway", role="system", source="internal")
+"""The gateway's own code (tests, seeding) calling a service without a person behind it."""

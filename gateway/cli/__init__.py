@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
+from gateway.audit.actor import cli_actor
 from gateway.catalog.config import load_catalog_config
 from gateway.cli import audit, backends, directory, models
 from gateway.errors import GatewayError
@@ -158,7 +159,9 @@ def _keys_create(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         async with _key_service() as keys:
-            created = await keys.create(args.name, models=models, expires_at=expires, owner=args.owner, team=args.team)
+            created = await keys.create(
+                args.name, models=models, expires_at=expires, owner=args.owner, team=args.team, actor=cli_actor()
+            )
         key = created.key
         print(created.secret)
         print(
@@ -188,7 +191,7 @@ def _keys_list(_args: argparse.Namespace) -> None:
 def _keys_revoke(args: argparse.Namespace) -> None:
     async def run() -> None:
         async with _key_service() as keys:
-            row = await keys.revoke(args.key)
+            row = await keys.revoke(args.key, actor=cli_actor())
         print(f"revoked key {row.id} ({row.prefix}) at {row.revoked_at.isoformat() if row.revoked_at else '?'}")
 
     asyncio.run(run())
@@ -317,10 +320,10 @@ async def _sessions() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
 
 @contextlib.asynccontextmanager
 async def _key_service() -> AsyncIterator[KeyService]:
-    from gateway.keys.service import KeyService
+    from gateway.cli.common import control
 
-    async with _sessions() as sessions:
-        yield KeyService(sessions)
+    async with control() as plane:  # a key change is published to the running gateways
+        yield plane.keys
 
 
 @contextlib.asynccontextmanager

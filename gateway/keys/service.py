@@ -12,6 +12,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.audit.actor import INTERNAL, Actor
+from gateway.audit.changes import Changes, ChangeSet
 from gateway.db.models import ApiKey, AuditEntry, Model, Organization, Team, utcnow
 from gateway.errors import InvalidRequest, ModelNotFound, NotFound
 from gateway.keys.model import KeyInfo
@@ -60,9 +62,31 @@ def cache_entries(row: ApiKey, org_name: str, team_name: str | None) -> list[tup
     return entries
 
 
+def audit_view(row: ApiKey) -> dict[str, Any]:
+    """What the audit log keeps of a key: never its secret nor a hash of it."""
+    return {
+        "id": str(row.id),
+        "prefix": row.prefix,
+        "name": row.name,
+        "owner": row.owner,
+        "org_id": str(row.org_id),
+        "team_id": str(row.team_id) if row.team_id else None,
+        "user_id": str(row.user_id) if row.user_id else None,
+        "models": row.allowed_models,
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+        "metadata": row.metadata_,
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+        "previous_expires_at": row.previous_expires_at.isoformat() if row.previous_expires_at else None,
+    }
+
+
 class KeyService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Every write goes through ``changes`` with object type ``key``: audited, and the replicas
+    re-read the keys it touched when they take up its generation (a revocation holds everywhere)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], changes: Changes | None = None) -> None:
         self._sessions = sessions
+        self._changes = changes or Changes(sessions)
 
     async def create(
         self,
@@ -74,6 +98,7 @@ class KeyService:
         team: str | None = None,
         org: str = DEFAULT_ORG,
         metadata: dict[str, Any] | None = None,
+        actor: Actor = INTERNAL,
     ) -> NewKey:
         if not name.strip():
             raise InvalidRequest("A key needs a non-empty name.", param="name")
@@ -86,11 +111,12 @@ class KeyService:
         if expires_at is not None and expires_at.tzinfo is None:
             raise InvalidRequest("expires_at needs a time zone.", param="expires_at")
         secret = new_secret()
-        async with self._sessions.begin() as session:
+        async with self._changes.transaction(actor) as change:
+            session = change.session
             if models:
                 await _check_models_known(session, models)
-            organization = await _get_or_create_org(session, org)
-            team_row = await _get_or_create_team(session, organization, team) if team else None
+            organization = await _get_or_create_org(change, org)
+            team_row = await _get_or_create_team(change, organization, team) if team else None
             row = ApiKey(
                 prefix=visible_prefix(secret),
                 secret_hash=hash_secret(secret),
@@ -103,6 +129,16 @@ class KeyService:
                 metadata_=metadata or {},
             )
             session.add(row)
+            await session.flush()
+            change.record(
+                "key.create",
+                "key",
+                row.id,
+                name=row.name,
+                after=audit_view(row),
+                org_id=row.org_id,
+                team_id=row.team_id,
+            )
         return NewKey(secret=secret, key=row)
 
     async def list(self, *, include_revoked: bool = True) -> list[ApiKey]:
@@ -120,12 +156,23 @@ class KeyService:
             team = await session.get(Team, row.team_id) if row.team_id else None
             return key_info(row, org.name if org else "", team.name if team else None)
 
-    async def revoke(self, key: str) -> ApiKey:
-        """Revoke by id or by visible prefix. Revoking twice keeps the first time."""
-        async with self._sessions.begin() as session:
-            row = await _find(session, key)
+    async def revoke(self, key: str, *, actor: Actor = INTERNAL) -> ApiKey:
+        """Revoke by id or by visible prefix. Revoking twice keeps the first time (and writes nothing)."""
+        async with self._changes.transaction(actor) as change:
+            row = await _find(change.session, key)
             if row.revoked_at is None:
+                before = audit_view(row)
                 row.revoked_at = utcnow()
+                change.record(
+                    "key.revoke",
+                    "key",
+                    row.id,
+                    name=row.name,
+                    before=before,
+                    after=audit_view(row),
+                    org_id=row.org_id,
+                    team_id=row.team_id,
+                )
             return row
 
     async def newest(self, limit: int) -> Sequence[tuple[str, KeyInfo]]:
@@ -214,20 +261,28 @@ async def _find(session: AsyncSession, key: str) -> ApiKey:
     return row
 
 
-async def _get_or_create_org(session: AsyncSession, name: str) -> Organization:
+async def _get_or_create_org(change: ChangeSet, name: str) -> Organization:
+    session = change.session
     org = await session.scalar(select(Organization).where(Organization.name == name))
     if org is None:
-        org = await _insert_racing(session, Organization(name=name))
-        org = org or await session.scalar(select(Organization).where(Organization.name == name))
+        made = await _insert_racing(session, Organization(name=name))
+        if made is not None:
+            change.record("org.create", "org", made.id, name=name, after={"name": name}, org_id=made.id)
+        org = made or await session.scalar(select(Organization).where(Organization.name == name))
     assert org is not None
     return org
 
 
-async def _get_or_create_team(session: AsyncSession, org: Organization, name: str) -> Team:
+async def _get_or_create_team(change: ChangeSet, org: Organization, name: str) -> Team:
+    session = change.session
     query = select(Team).where(Team.org_id == org.id, Team.name == name)
     team = await session.scalar(query)
     if team is None:
-        team = await _insert_racing(session, Team(org_id=org.id, name=name)) or await session.scalar(query)
+        made = await _insert_racing(session, Team(org_id=org.id, name=name))
+        if made is not None:
+            after = {"name": name, "org_id": str(org.id)}
+            change.record("team.create", "team", made.id, name=name, after=after, org_id=org.id, team_id=made.id)
+        team = made or await session.scalar(query)
     assert team is not None
     return team
 
