@@ -1,23 +1,32 @@
-"""``/admin/keys``: create, list and revoke API keys."""
+"""``/admin/keys``: create, list, show, update, rotate and revoke API keys.
+
+Scope: a key is its organization's and team's. Org admins and viewers reach their organization's
+keys, team admins their own team's; the superuser every key. A listing is narrowed to what the
+caller may see; a key outside it is refused (403), and a write the caller may not make changes
+nothing (the scope check runs inside the change's transaction)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from litestar import Controller, Request, delete, get, post
+import msgspec
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.openapi.spec import Schema
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from gateway.access.roles import Action
-from gateway.admin.auth import actor_of, require_admin
-from gateway.admin.schemas import CreatedKey, CreateKey, KeyList, KeyView
-from gateway.keys.expiry import expiry_of
-from gateway.runtime import Runtime
-from gateway.web.openapi import ADMIN, answer_options, constrained_body, error_responses, present
+from gateway.access.principal import Principal
+from gateway.access.roles import Action, Role
+from gateway.admin.auth import actor_of, principal_of, require_admin, runtime_of
+from gateway.admin.schemas import CreatedKey, CreateKey, KeyList, KeyView, RotateKey, UpdateKey
+from gateway.keys.expiry import expires_after, expiry_of
+from gateway.keys.service import DEFAULT_ORG, Authorize
+from gateway.web.openapi import ADMIN, OptionalBody, answer_options, constrained_body, error_responses, present
 
-# What each route can answer besides success (403: the admin API is disabled).
+# What each route can answer besides success (403: the admin API is disabled, or out of scope).
 _READ = error_responses(400, 401, 403, 503)
 _BY_KEY = error_responses(400, 401, 403, 404, 503)
+_WRITE_KEY = error_responses(400, 401, 403, 404, 409, 503)
 _CREATE = error_responses(400, 401, 403, 404, 409, 503)
 
 
@@ -25,9 +34,13 @@ def _not_both_expiries() -> Schema:
     return Schema(schema_not=Schema(all_of=[present("expires_at"), present("expires_in")]))
 
 
-def _runtime(request: Request[Any, Any, Any]) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+def _scope(request: Request[Any, Any, Any], action: Action) -> Authorize:
+    principal = principal_of(request)
+
+    def authorize(org_id: Any, team_id: Any) -> None:
+        principal.check(action, org_id, team_id)
+
+    return authorize
 
 
 class AdminKeysController(Controller):
@@ -37,9 +50,12 @@ class AdminKeysController(Controller):
     security = ADMIN
     before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
-    @get("/", summary="List API keys", responses=_READ, opt={"action": Action.KEYS_READ})
+    @get("/", summary="List API keys (those the caller may see)", responses=_READ, opt={"action": Action.KEYS_READ})
     async def list_keys(self, request: Request[Any, Any, Any], include_revoked: FromQuery[bool] = True) -> KeyList:
-        rows = await _runtime(request).keys.list(include_revoked=include_revoked)
+        principal = principal_of(request)
+        rows = await runtime_of(request).keys.list(
+            include_revoked=include_revoked, org_id=principal.org_filter, team_id=principal.team_filter
+        )
         return KeyList(data=[KeyView.of(r) for r in rows])
 
     @post(
@@ -50,18 +66,78 @@ class AdminKeysController(Controller):
         opt={"action": Action.KEYS_WRITE},
     )
     async def create_key(self, request: Request[Any, Any, Any], data: JSONBody[CreateKey]) -> CreatedKey:
-        created = await _runtime(request).keys.create(
+        principal = principal_of(request)
+        created = await runtime_of(request).keys.create(
             data.name,
             models=data.models,
             expires_at=expiry_of(data.expires_at, data.expires_in),
             owner=data.owner,
-            team=data.team,
+            org=data.org or principal.org_id or DEFAULT_ORG,
+            team=data.team or _own_team(principal),
             metadata=data.metadata,
             actor=actor_of(request),
+            authorize=_scope(request, Action.KEYS_WRITE),
         )
         return CreatedKey(key=created.secret, info=KeyView.of(created.key))
 
     # The parameter is `key_id` (an id or a prefix), not `key`: `key` in a created key is its secret.
+    @get(
+        "/{key_id:str}",
+        summary="Show an API key (by id or prefix)",
+        responses=_BY_KEY,
+        opt={"action": Action.KEYS_READ},
+    )
+    async def show_key(self, request: Request[Any, Any, Any], key_id: FromPath[str]) -> KeyView:
+        row = await runtime_of(request).keys.show(key_id, authorize=_scope(request, Action.KEYS_READ))
+        return KeyView.of(row)
+
+    @patch(
+        "/{key_id:str}",
+        summary="Change an API key's name, models, expiry, owner, team or metadata",
+        responses=_WRITE_KEY,
+        operation_class=constrained_body(_not_both_expiries),
+        opt={"action": Action.KEYS_WRITE},
+    )
+    async def update_key(
+        self, request: Request[Any, Any, Any], key_id: FromPath[str], data: JSONBody[UpdateKey]
+    ) -> KeyView:
+        changes = {
+            field: getattr(data, field)
+            for field in ("name", "models", "owner", "team", "metadata")
+            if getattr(data, field) is not msgspec.UNSET
+        }
+        if data.expires_in is not msgspec.UNSET:
+            if data.expires_at is not msgspec.UNSET:
+                expiry_of(data.expires_at, data.expires_in)  # refuses both
+            changes["expires_at"] = expires_after(data.expires_in, "expires_in")
+        elif data.expires_at is not msgspec.UNSET:
+            changes["expires_at"] = data.expires_at
+        runtime = runtime_of(request)
+        row = await runtime.keys.update(
+            key_id, actor=actor_of(request), authorize=_scope(request, Action.KEYS_WRITE), **changes
+        )
+        runtime.auth.forget(row.id)  # this process takes the change up at once
+        return KeyView.of(row)
+
+    @post(
+        "/{key_id:str}/rotate",
+        summary="Rotate an API key: a new secret, returned once; the old one works for the grace period",
+        status_code=200,
+        responses=_WRITE_KEY,
+        operation_class=OptionalBody,
+        opt={"action": Action.KEYS_WRITE},
+    )
+    async def rotate_key(
+        self, request: Request[Any, Any, Any], key_id: FromPath[str], data: JSONBody[RotateKey | None] = None
+    ) -> CreatedKey:
+        grace = timedelta(seconds=(data or RotateKey()).grace_seconds)
+        runtime = runtime_of(request)
+        made = await runtime.keys.rotate(
+            key_id, grace=grace, actor=actor_of(request), authorize=_scope(request, Action.KEYS_WRITE)
+        )
+        runtime.auth.forget(made.key.id)
+        return CreatedKey(key=made.secret, info=KeyView.of(made.key))
+
     @post(
         "/{key_id:str}/revoke",
         summary="Revoke an API key (by id or prefix)",
@@ -83,8 +159,13 @@ class AdminKeysController(Controller):
         return await _revoke(request, key_id)
 
 
+def _own_team(principal: Principal) -> Any:
+    """A team admin's key is their team's unless they name it (and they may name only their own)."""
+    return principal.team_id if principal.role is Role.TEAM_ADMIN else None
+
+
 async def _revoke(request: Request[Any, Any, Any], key: str) -> KeyView:
-    runtime = _runtime(request)
-    row = await runtime.keys.revoke(key, actor=actor_of(request))
+    runtime = runtime_of(request)
+    row = await runtime.keys.revoke(key, actor=actor_of(request), authorize=_scope(request, Action.KEYS_WRITE))
     runtime.auth.forget(row.id)  # this process stops accepting it at once
     return KeyView.of(row)

@@ -10,17 +10,15 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
-from gateway.audit.actor import cli_actor
 from gateway.catalog.config import load_catalog_config
 from gateway.cli import audit, backends, directory, models
+from gateway.cli import keys as key_commands
 from gateway.errors import GatewayError
-from gateway.keys.expiry import parse_expiry
 from gateway.settings import Settings, field_docs
 
 if TYPE_CHECKING:  # imported when used: `gateway --help` should not load SQLAlchemy
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from gateway.keys.service import KeyService
     from gateway.quotas.config import LimitRule
     from gateway.quotas.limits import LimitService
     from gateway.quotas.service import LimitUsage
@@ -65,16 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     reference = commands.add_parser("settings", help="print every setting with its variable and default")
     reference.set_defaults(run=_settings_reference)
 
-    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
-    create = keys.add_parser("create", help="create a key and print its secret once")
-    create.add_argument("--name", required=True)
-    create.add_argument("--models", help="comma-separated models the key may use (default: all)")
-    create.add_argument("--expires", help="ISO date/time, or a duration such as 30d, 12h, 90m")
-    create.add_argument("--owner")
-    create.add_argument("--team")
-    create.set_defaults(run=_keys_create)
-    listing = keys.add_parser("list", help="list keys (never their secrets)")
-    listing.set_defaults(run=_keys_list)
+    key_commands.register(commands)
     quotas = commands.add_parser("quotas", help="quota usage").add_subparsers(dest="quotas_command", required=True)
     usage = quotas.add_parser("usage", help="a key's usage against every limit that applies to it")
     usage.add_argument("--key", required=True, help="the key's id or prefix")
@@ -95,9 +84,6 @@ def _parser() -> argparse.ArgumentParser:
     remover = quotas.add_parser("remove", help="remove a limit set through the CLI or the admin API")
     remover.add_argument("id")
     remover.set_defaults(run=_quotas_remove)
-    revoke = keys.add_parser("revoke", help="revoke a key by id or prefix")
-    revoke.add_argument("key")
-    revoke.set_defaults(run=_keys_revoke)
     for group in (directory, backends, models, audit):
         group.register(commands)
     return parser
@@ -151,50 +137,6 @@ def _settings_reference(_args: argparse.Namespace) -> None:
     Settings.load()  # the reference is printed only once the settings in force are valid
     for variable, default, doc in field_docs():
         print(f"{variable} (default {default})\n    {doc}")
-
-
-def _keys_create(args: argparse.Namespace) -> None:
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models is not None else None
-    expires = parse_expiry(args.expires) if args.expires else None
-
-    async def run() -> None:
-        async with _key_service() as keys:
-            created = await keys.create(
-                args.name, models=models, expires_at=expires, owner=args.owner, team=args.team, actor=cli_actor()
-            )
-        key = created.key
-        print(created.secret)
-        print(
-            f"created key {key.id} (prefix {key.prefix}, models {','.join(models) if models else 'all'}, "
-            f"expires {key.expires_at.isoformat() if key.expires_at else 'never'}); "
-            "the secret above is shown only once",
-            file=sys.stderr,
-        )
-
-    asyncio.run(run())
-
-
-def _keys_list(_args: argparse.Namespace) -> None:
-    async def run() -> None:
-        async with _key_service() as keys:
-            rows = await keys.list()
-        print(f"{'id':36}  {'prefix':12}  {'name':20}  {'models':20}  {'expires':25}  status")
-        for row in rows:
-            status = "revoked" if row.revoked_at else "active"
-            models = ",".join(row.allowed_models) if row.allowed_models is not None else "all"
-            expires = row.expires_at.isoformat() if row.expires_at else "never"
-            print(f"{row.id!s:36}  {row.prefix:12}  {row.name[:20]:20}  {models[:20]:20}  {expires:25}  {status}")
-
-    asyncio.run(run())
-
-
-def _keys_revoke(args: argparse.Namespace) -> None:
-    async def run() -> None:
-        async with _key_service() as keys:
-            row = await keys.revoke(args.key, actor=cli_actor())
-        print(f"revoked key {row.id} ({row.prefix}) at {row.revoked_at.isoformat() if row.revoked_at else '?'}")
-
-    asyncio.run(run())
 
 
 def _quotas_set(args: argparse.Namespace) -> None:
@@ -265,7 +207,7 @@ def _quotas_usage(args: argparse.Namespace) -> None:
             # Embedded mode counts in the gateway's own process: only it can say where a key stands.
             print("embedded mode: quota counters live in the running gateway; ask it at GET /admin/quotas/usage")
             raise SystemExit(1)
-        async with _key_service() as keys, _limit_service() as limits:
+        async with key_commands.key_service() as keys, _limit_service() as limits:
             info = await keys.info(args.key)
             stored = [limit.rule for limit in await limits.list()]
         quotas = Quotas(load_quota_config(settings.quotas_file), settings.redis_url or None, lease_seconds=60)
@@ -316,14 +258,6 @@ async def _sessions() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
         yield session_factory(engine)
     finally:
         await engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def _key_service() -> AsyncIterator[KeyService]:
-    from gateway.cli.common import control
-
-    async with control() as plane:  # a key change is published to the running gateways
-        yield plane.keys
 
 
 @contextlib.asynccontextmanager

@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.audit.actor import INTERNAL, Actor
 from gateway.audit.changes import Changes, ChangeSet
-from gateway.db.models import ApiKey, AuditEntry, Model, Organization, Team, utcnow
-from gateway.errors import InvalidRequest, ModelNotFound, NotFound
+from gateway.db.models import ApiKey, AuditEntry, Organization, Team, utcnow
+from gateway.errors import Conflict, InvalidRequest
 from gateway.keys.model import KeyInfo
+from gateway.keys.owners import check_models_known, check_text, find_key, get_or_create_org, get_or_create_team
 from gateway.keys.secrets import hash_secret, new_secret, visible_prefix
 
 DEFAULT_ORG = "default"
-_MODELS_NAMED = 20  # an unknown model's error lists at most this many of those served
-_Named = TypeVar("_Named", Organization, Team)
+MAX_GRACE = timedelta(days=30)
+"""The longest a rotated key's old secret may keep working."""
+
+Authorize = Callable[[uuid.UUID, "uuid.UUID | None"], None]
+"""Called with a key's organization and team before a write touches it: raises (a Forbidden, say)
+to refuse, which rolls the whole change back. The admin API passes its principal's scope check."""
+
+
+def _anyone(org_id: uuid.UUID, team_id: uuid.UUID | None) -> None:
+    """The CLI and the gateway's own code: no scope to check."""
+
+
+_Models = list[str] | None  # (the class's ``list`` method hides the builtin in its annotations)
+
+_UNSET: Any = object()
+"""An ``update`` argument left out (None means clear)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,28 +109,24 @@ class KeyService:
         models: list[str] | None = None,
         expires_at: datetime | None = None,
         owner: str | None = None,
-        team: str | None = None,
-        org: str = DEFAULT_ORG,
+        team: str | uuid.UUID | None = None,
+        org: str | uuid.UUID = DEFAULT_ORG,
         metadata: dict[str, Any] | None = None,
         actor: Actor = INTERNAL,
+        authorize: Authorize = _anyone,
     ) -> NewKey:
-        if not name.strip():
-            raise InvalidRequest("A key needs a non-empty name.", param="name")
-        for field, value in (("name", name), ("owner", owner), ("team", team), ("org", org)):
-            _check_text(field, value)
-        if models is not None and not models:
-            raise InvalidRequest("'models' is empty: leave it out to allow every model.", param="models")
-        for model in models or []:
-            _check_text("models", model)
-        if expires_at is not None and expires_at.tzinfo is None:
-            raise InvalidRequest("expires_at needs a time zone.", param="expires_at")
+        """A new key of ``org`` (a name, made on first use, or an id) and ``team`` (likewise)."""
+        _check_fields(name=name, owner=owner, models=models, expires_at=expires_at)
+        for field, value in (("team", team), ("org", org)):
+            check_text(field, value if isinstance(value, str) else None)
         secret = new_secret()
         async with self._changes.transaction(actor) as change:
             session = change.session
+            organization = await get_or_create_org(change, org)
+            team_row = await get_or_create_team(change, organization, team) if team else None
+            authorize(organization.id, team_row.id if team_row else None)
             if models:
-                await _check_models_known(session, models)
-            organization = await _get_or_create_org(change, org)
-            team_row = await _get_or_create_team(change, organization, team) if team else None
+                await check_models_known(session, models)
             row = ApiKey(
                 prefix=visible_prefix(secret),
                 secret_hash=hash_secret(secret),
@@ -130,50 +140,109 @@ class KeyService:
             )
             session.add(row)
             await session.flush()
-            change.record(
-                "key.create",
-                "key",
-                row.id,
-                name=row.name,
-                after=audit_view(row),
-                org_id=row.org_id,
-                team_id=row.team_id,
-            )
+            _record(change, "key.create", row, None)
         return NewKey(secret=secret, key=row)
 
-    async def list(self, *, include_revoked: bool = True) -> list[ApiKey]:
+    async def list(
+        self, *, include_revoked: bool = True, org_id: uuid.UUID | None = None, team_id: uuid.UUID | None = None
+    ) -> list[ApiKey]:
+        """Every key, or those of one organization (and team)."""
         async with self._sessions() as session:
             query = select(ApiKey).order_by(ApiKey.created_at)
             if not include_revoked:
                 query = query.where(ApiKey.revoked_at.is_(None))
+            if org_id is not None:
+                query = query.where(ApiKey.org_id == org_id)
+            if team_id is not None:
+                query = query.where(ApiKey.team_id == team_id)
             return list((await session.scalars(query)).all())
+
+    async def show(self, key: str, *, authorize: Authorize = _anyone) -> ApiKey:
+        async with self._sessions() as session:
+            row = await find_key(session, key)
+            authorize(row.org_id, row.team_id)
+            return row
 
     async def info(self, key: str) -> KeyInfo:
         """What the request path knows of a key, found by id or prefix (for the admin views)."""
         async with self._sessions() as session:
-            row = await _find(session, key)
+            row = await find_key(session, key)
             org = await session.get(Organization, row.org_id)
             team = await session.get(Team, row.team_id) if row.team_id else None
             return key_info(row, org.name if org else "", team.name if team else None)
 
-    async def revoke(self, key: str, *, actor: Actor = INTERNAL) -> ApiKey:
+    async def revoke(self, key: str, *, actor: Actor = INTERNAL, authorize: Authorize = _anyone) -> ApiKey:
         """Revoke by id or by visible prefix. Revoking twice keeps the first time (and writes nothing)."""
         async with self._changes.transaction(actor) as change:
-            row = await _find(change.session, key)
+            row = await find_key(change.session, key)
+            authorize(row.org_id, row.team_id)
             if row.revoked_at is None:
                 before = audit_view(row)
                 row.revoked_at = utcnow()
-                change.record(
-                    "key.revoke",
-                    "key",
-                    row.id,
-                    name=row.name,
-                    before=before,
-                    after=audit_view(row),
-                    org_id=row.org_id,
-                    team_id=row.team_id,
-                )
+                _record(change, "key.revoke", row, before)
             return row
+
+    async def update(
+        self,
+        key: str,
+        *,
+        name: str = _UNSET,
+        models: _Models = _UNSET,
+        expires_at: datetime | None = _UNSET,
+        owner: str | None = _UNSET,
+        team: str | uuid.UUID | None = _UNSET,
+        metadata: dict[str, Any] = _UNSET,
+        actor: Actor = INTERNAL,
+        authorize: Authorize = _anyone,
+    ) -> ApiKey:
+        """Change what is given (None clears models, expiry, owner, team). A revoked key stays revoked:
+        changing it is refused, so that nothing reads as if it were in use again."""
+        _check_fields(
+            name=None if name is _UNSET else name,
+            owner=None if owner is _UNSET else owner,
+            models=None if models is _UNSET else models,
+            expires_at=None if expires_at is _UNSET else expires_at,
+        )
+        check_text("team", team if isinstance(team, str) else None)
+        async with self._changes.transaction(actor) as change:
+            row = await find_key(change.session, key)
+            authorize(row.org_id, row.team_id)
+            _refuse_revoked(row)
+            before = audit_view(row)
+            if team is not _UNSET:
+                org = await change.session.get(Organization, row.org_id)
+                assert org is not None
+                row.team_id = (await get_or_create_team(change, org, team)).id if team else None
+                authorize(row.org_id, row.team_id)  # a team admin may not give a key away
+            if models is not _UNSET and models:
+                await check_models_known(change.session, models)
+            for field, value in (("name", name), ("owner", owner), ("expires_at", expires_at), ("metadata_", metadata)):
+                if value is not _UNSET:
+                    setattr(row, field, value)
+            if models is not _UNSET:
+                row.allowed_models = sorted(set(models)) if models is not None else None
+            if audit_view(row) != before:
+                _record(change, "key.update", row, before)
+            return row
+
+    async def rotate(
+        self, key: str, *, grace: timedelta, actor: Actor = INTERNAL, authorize: Authorize = _anyone
+    ) -> NewKey:
+        """A new secret for the key; the current one keeps working for ``grace`` (0: stops now).
+        A secret still in an earlier rotation's grace stops now: a key has at most two."""
+        if grace < timedelta(0) or grace > MAX_GRACE:
+            raise InvalidRequest(f"The grace period must be between 0 and {MAX_GRACE.days} days.", param="grace")
+        secret = new_secret()
+        async with self._changes.transaction(actor) as change:
+            row = await find_key(change.session, key)
+            authorize(row.org_id, row.team_id)
+            _refuse_revoked(row)
+            before = audit_view(row)
+            row.previous_secret_hash = row.secret_hash if grace else None
+            row.previous_expires_at = utcnow() + grace if grace else None
+            row.secret_hash, row.prefix = hash_secret(secret), visible_prefix(secret)
+            _record(change, "key.rotate", row, before)
+        return NewKey(secret=secret, key=row)
 
     async def newest(self, limit: int) -> Sequence[tuple[str, KeyInfo]]:
         """The ``limit`` newest keys, revoked ones included, by secret hash: what a starting process
@@ -225,74 +294,34 @@ class KeyService:
             return key_info(found[0], found[1], found[2], previous=found[0].secret_hash != secret_hash)
 
 
-def _check_text(field: str, value: str | None) -> None:
-    """What every database stores as given: at most 200 characters, no NUL."""
-    if value is not None and (len(value) > 200 or "\x00" in value):
-        raise InvalidRequest(f"'{field}' must be at most 200 characters, without NUL.", param=field)
+def _check_fields(
+    *, name: str | None, owner: str | None, models: list[str] | None, expires_at: datetime | None
+) -> None:
+    if name is not None and not name.strip():
+        raise InvalidRequest("A key needs a non-empty name.", param="name")
+    for field, value in (("name", name), ("owner", owner)):
+        check_text(field, value)
+    if models is not None and not models:
+        raise InvalidRequest("'models' is empty: leave it out (or null) to allow every model.", param="models")
+    for model in models or []:
+        check_text("models", model)
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise InvalidRequest("expires_at needs a time zone.", param="expires_at")
 
 
-async def _check_models_known(session: AsyncSession, models: list[str]) -> None:
-    """A key for a model the gateway does not serve would be refused on every request: say so now.
-    The models are those ``policies/models.yaml`` declared when a gateway last started."""
-    known = set((await session.scalars(select(Model.name).where(Model.active.is_(True)))).all())
-    unknown = sorted(set(models) - known)
-    if unknown:
-        served = ", ".join(sorted(known)[:_MODELS_NAMED]) + (", ..." if len(known) > _MODELS_NAMED else "")
-        served = served or "none yet (`gateway serve` loads them from the models file at start)"
-        # Not found, as the same model is on /v1 (and the request itself is well formed).
-        raise ModelNotFound(
-            f"Unknown model(s) in 'models': {', '.join(repr(m) for m in unknown)}. Models served: {served}.",
-            param="models",
-        )
+def _refuse_revoked(row: ApiKey) -> None:
+    if row.revoked_at is not None:
+        raise Conflict(f"The key {row.prefix}... is revoked; create a new one instead.", param="key_id")
 
 
-async def _find(session: AsyncSession, key: str) -> ApiKey:
-    if len(key) > 64 or "\x00" in key:
-        raise NotFound(f"No key with id or prefix {key[:64]!r}.")
-    try:
-        row = await session.get(ApiKey, uuid.UUID(key))
-    except ValueError:
-        rows = (await session.scalars(select(ApiKey).where(ApiKey.prefix == key))).all()
-        if len(rows) > 1:
-            raise InvalidRequest(f"Prefix {key!r} matches several keys; use the key id.") from None
-        row = rows[0] if rows else None
-    if row is None:
-        raise NotFound(f"No key with id or prefix {key!r}.")
-    return row
-
-
-async def _get_or_create_org(change: ChangeSet, name: str) -> Organization:
-    session = change.session
-    org = await session.scalar(select(Organization).where(Organization.name == name))
-    if org is None:
-        made = await _insert_racing(session, Organization(name=name))
-        if made is not None:
-            change.record("org.create", "org", made.id, name=name, after={"name": name}, org_id=made.id)
-        org = made or await session.scalar(select(Organization).where(Organization.name == name))
-    assert org is not None
-    return org
-
-
-async def _get_or_create_team(change: ChangeSet, org: Organization, name: str) -> Team:
-    session = change.session
-    query = select(Team).where(Team.org_id == org.id, Team.name == name)
-    team = await session.scalar(query)
-    if team is None:
-        made = await _insert_racing(session, Team(org_id=org.id, name=name))
-        if made is not None:
-            after = {"name": name, "org_id": str(org.id)}
-            change.record("team.create", "team", made.id, name=name, after=after, org_id=org.id, team_id=made.id)
-        team = made or await session.scalar(query)
-    assert team is not None
-    return team
-
-
-async def _insert_racing(session: AsyncSession, row: _Named) -> _Named | None:
-    """Insert in a savepoint; None when a concurrent request inserted the same name first."""
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError:
-        return None
-    return row
+def _record(change: ChangeSet, action: str, row: ApiKey, before: dict[str, Any] | None) -> None:
+    change.record(
+        action,
+        "key",
+        row.id,
+        name=row.name,
+        before=before,
+        after=audit_view(row),
+        org_id=row.org_id,
+        team_id=row.team_id,
+    )

@@ -141,6 +141,16 @@ def constrained_body(constraint: Callable[[], Schema]) -> type[Operation]:
     return ConstrainedBody
 
 
+@dataclass
+class OptionalBody(Operation):
+    """An ``operation_class`` for a route whose JSON body may be left out (every field has a
+    default): Litestar marks a typed body required even when the handler defaults it to None."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
+
+
 def answer_options(request: Request[Any, Any, Any]) -> Response[None] | None:
     """A controller's ``before_request``: OPTIONS answered with every method of the path.
 
