@@ -133,7 +133,9 @@ async def _sync_version(change: ChangeSet, model: Model, spec: ModelConfig, back
     from_file = [v for v in versions if v.source == "file"]
     digest = version_hash(spec)
     if from_file and max(from_file, key=lambda v: v.number).config_hash == digest:
-        return
+        return  # unchanged since the last sync (a rollback or an API version made since stays)
+    if any(v.state == "active" and v.config_hash == digest for v in versions):
+        return  # the file asks for what is served (an exported file, with a manual rollout's draft pending)
     number = max((v.number for v in versions), default=0) + 1
     manual = spec.rollout == "manual" and any(v.state == "active" for v in versions)
     version = new_version(
