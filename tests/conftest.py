@@ -12,9 +12,22 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIDTESTONLY")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test-secret-access-key")
 # The client secret the Azure backend configured with Entra ID sends to the fake token endpoint.
 os.environ.setdefault("GATEWAY_TEST_ENTRA_SECRET", "entra-client-secret-do-not-leak")
+from leaks import watch_environment, watch_logs
 from sqlalchemy import text
 
 from gateway.db.engine import create_engine
+
+LAST = "test_secrets_never_leak.py"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    watch_environment()
+    watch_logs()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The leak check reads what the rest of the suite produced: it runs last."""
+    items.sort(key=lambda item: item.path.name == LAST)
 
 
 async def _reset_postgres() -> None:

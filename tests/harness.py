@@ -25,6 +25,7 @@ from fakes.fake_azure import FakeAzure
 from fakes.fake_bedrock import FakeBedrock
 from fakes.fake_gemini import FakeGemini
 from fakes.fake_upstream import FakeUpstream
+from leaks import watch_responses
 from sqlalchemy import select
 
 from gateway.app import create_app
@@ -322,7 +323,13 @@ async def running_gateway(mode: str, tmp: Path, **overrides: Any) -> AsyncIterat
         app = create_app(settings)
         server = uvicorn.Server(
             uvicorn.Config(
-                app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", loop="none", http=HttpProtocol
+                watch_responses(app),
+                host="127.0.0.1",
+                port=0,
+                log_level="warning",
+                lifespan="on",
+                loop="none",
+                http=HttpProtocol,
             )
         )
         task = asyncio.create_task(server.serve())

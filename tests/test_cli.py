@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import Gateway
+from leaks import WATCH
 
 
 @dataclass
@@ -31,6 +32,7 @@ async def _cli(env: dict[str, str], *args: str) -> Ran:
     )
     stdout, stderr = await process.communicate()
     assert process.returncode is not None
+    WATCH.output(f"gateway {' '.join(args)[:80]}", stdout.decode() + stderr.decode())
     return Ran(process.returncode, stdout.decode(), stderr.decode())
 
 
