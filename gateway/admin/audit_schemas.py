@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 
 from gateway.audit.log import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
 from gateway.db.models import AuditEntry
@@ -16,23 +16,23 @@ from gateway.db.models import AuditEntry
 _NO_NUL = r"^[^\x00]*$"
 
 
-def text_filter(description: str, query: str | None = None) -> Any:
+def text_filter(description: str) -> Any:
     """A query parameter matched exactly against one column."""
-    return Parameter(query=query, min_length=1, max_length=400, pattern=_NO_NUL, description=description)
+    return QueryParameter(min_length=1, max_length=400, pattern=_NO_NUL, description=description)
 
 
 def moment_filter(description: str) -> Any:
-    return Parameter(
+    return QueryParameter(
         description=f"{description}: an RFC 3339 date-time with a time zone", schema_extra={"format": "date-time"}
     )
 
 
-ORG_FILTER = Parameter(description="Only this organization's entries", schema_extra={"format": "uuid"})
-LIMIT = Parameter(ge=1, le=MAX_LIMIT, description=f"At most this many entries (default {DEFAULT_LIMIT})")
-BEFORE_ID = Parameter(
+ORG_FILTER = QueryParameter(description="Only this organization's entries", schema_extra={"format": "uuid"})
+LIMIT = QueryParameter(ge=1, le=MAX_LIMIT, description=f"At most this many entries (default {DEFAULT_LIMIT})")
+BEFORE_ID = QueryParameter(
     ge=1, le=MAX_ID, description="Only entries older than this one: the previous page's next_before_id"
 )
-ENTRY_ID = Parameter(ge=1, le=MAX_ID, description="An audit entry's id")
+ENTRY_ID = PathParameter(ge=1, le=MAX_ID, description="An audit entry's id")
 
 Limit = Annotated[int, LIMIT]
 BeforeId = Annotated[int | None, BEFORE_ID]
