@@ -196,6 +196,7 @@ async def test_filters_and_paging(gateway: Gateway) -> None:
         assert await entries(http, actor="nobody-at-all") == []
         assert await entries(http, role="superuser", source="api", action="key.create", limit=1) != []
         assert await entries(http, since="2999-01-01T00:00:00Z") == []
+        assert await entries(http, since=mine[0]["at"], until=mine[0]["at"]) == []  # an empty range
         one = await http.get(f"/admin/audit/{mine[0]['id']}", headers=ADMIN)
         assert one.status_code == 200 and one.json() == mine[0]
 
@@ -215,7 +216,6 @@ def _later(at: str) -> str:
         ({"since": "yesterday"}, "since"),
         ({"since": "2026-01-01T00:00:00"}, "since"),  # no zone
         ({"until": "2026-13-01T00:00:00Z"}, "until"),
-        ({"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "until"),
         ({"org_id": "acme"}, "org_id"),
         ({"actor": ""}, "actor"),
         ({"object": "x" * 401}, "object"),
@@ -235,7 +235,7 @@ async def test_an_unknown_or_impossible_entry(gateway: Gateway) -> None:
         zero = await http.get("/admin/audit/0", headers=ADMIN)
         huge = await http.get(f"/admin/audit/{2**64}", headers=ADMIN)
     assert missing.status_code == 404 and missing.json()["error"]["type"] == "invalid_request_error"
-    assert zero.status_code == 400 and huge.status_code == 400
+    assert zero.status_code == 404 and huge.status_code == 404
 
 
 async def test_org_admins_and_viewers_read_only_their_organizations_entries(gateway: Gateway) -> None:

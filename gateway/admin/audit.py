@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
+from litestar.params import FromPath
 
 from gateway.access.roles import Action
 from gateway.admin.audit_schemas import (
@@ -13,7 +14,6 @@ from gateway.admin.audit_schemas import (
     AuditEntryView,
     AuditList,
     BeforeId,
-    EntryId,
     Limit,
     moment_filter,
     text_filter,
@@ -78,7 +78,7 @@ class AdminAuditController(Controller):
         return AuditList(data=[AuditEntryView.of(row) for row in rows], next_before_id=next_before)
 
     @get("/{entry_id:int}", summary="One audit entry", responses=error_responses(400, 401, 403, 404, 503), opt=_READ)
-    async def show_entry(self, request: Request[Any, Any, Any], entry_id: EntryId) -> AuditEntryView:
+    async def show_entry(self, request: Request[Any, Any, Any], entry_id: FromPath[int]) -> AuditEntryView:
         row = await runtime_of(request).control.audit.entry(entry_id)
         # Another organization's entry, or one of no organization (models, backends): the superuser's.
         principal_of(request).check(Action.AUDIT_READ, row.org_id)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import QueryParameter
 
 from gateway.audit.log import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT
 from gateway.db.models import AuditEntry
@@ -32,11 +32,9 @@ LIMIT = QueryParameter(ge=1, le=MAX_LIMIT, description=f"At most this many entri
 BEFORE_ID = QueryParameter(
     ge=1, le=MAX_ID, description="Only entries older than this one: the previous page's next_before_id"
 )
-ENTRY_ID = PathParameter(ge=1, le=MAX_ID, description="An audit entry's id")
 
 Limit = Annotated[int, LIMIT]
 BeforeId = Annotated[int | None, BEFORE_ID]
-EntryId = Annotated[int, ENTRY_ID]
 
 
 class AuditEntryView(msgspec.Struct):
