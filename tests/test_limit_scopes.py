@@ -172,3 +172,14 @@ async def test_removing_and_reading_another_scopes_limits(gateway: Gateway) -> N
     assert usage_own.status_code == 200 and usage_org.status_code == 200
     rows: list[dict[str, Any]] = usage_org.json()["data"]
     assert any(row["scope"] == "key" and row["name"] == world.key_a_shared for row in rows)
+
+
+async def test_a_limit_on_what_no_longer_exists_is_removed_only_by_the_superuser(gateway: Gateway) -> None:
+    world = await _world(gateway)
+    async with gateway.http() as http:
+        gone = (await _put(http, ADMIN, "team", f"gone-{world.own}")).json()["id"]  # no such team anywhere
+        refused = await http.delete(f"/admin/quotas/limits/{gone}", headers=world.org_admin_a)
+        listed = (await http.get("/admin/quotas/limits", headers=world.org_admin_a)).json()["api"]
+        removed = await http.delete(f"/admin/quotas/limits/{gone}", headers=ADMIN)
+    assert refused.status_code == 403 and removed.status_code == 200
+    assert gone not in {limit["id"] for limit in listed}

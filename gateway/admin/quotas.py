@@ -24,7 +24,7 @@ def _sets_a_limit() -> Schema:
     return Schema(any_of=[present(name) for name in SETS_A_LIMIT])
 
 
-def _may_write(principal: Principal) -> Authorize:
+def _may_write(principal: Principal, *, removing: bool = False) -> Authorize:
     """The scope check of a limit's set or remove: every organization and team it reaches must be
     the principal's (a team admin's: their own team, or its keys)."""
 
@@ -36,6 +36,8 @@ def _may_write(principal: Principal) -> Authorize:
             raise Forbidden(f"A {reach.scope} limit on {what} reaches every organization: only the superuser sets it.")
         if not reach.places:
             where = "your team" if principal.team_filter else "your organization"
+            if removing:  # it exists, but what it names is gone (or never was) in every organization
+                raise Forbidden(f"That limit applies to no {reach.scope} in {where}.")
             raise NotFound(f"No {reach.scope} {reach.name!r} in {where}.", param="name")
         for org_id, team_id in sorted(reach.places, key=str):
             try:
@@ -131,8 +133,8 @@ class AdminQuotaLimitsController(Controller):
     async def set_limit(self, request: Request[Any, Any, Any], data: JSONBody[LimitSpec]) -> LimitView:
         runtime: Runtime = request.app.state.runtime
         # Stored as the quotas file would write it (what was left out stays out), and checked by
-        # the file's own rules there.
-        # A change like any other: this replica takes it up before answering, the others by the notice.
+        # the file's own rules there. A change like any other: this replica takes it up before
+        # answering, the others by the change notice.
         stored = await runtime.limits.put(
             msgspec.to_builtins(data), actor=actor_of(request), authorize=_may_write(principal_of(request))
         )
@@ -147,5 +149,7 @@ class AdminQuotaLimitsController(Controller):
     )
     async def remove_limit(self, request: Request[Any, Any, Any], limit_id: FromPath[str]) -> LimitDeleted:
         runtime: Runtime = request.app.state.runtime
-        await runtime.limits.remove(limit_id, actor=actor_of(request), authorize=_may_write(principal_of(request)))
+        await runtime.limits.remove(
+            limit_id, actor=actor_of(request), authorize=_may_write(principal_of(request), removing=True)
+        )
         return LimitDeleted(deleted=limit_id)
