@@ -291,3 +291,13 @@ def gateway_routes(gateway: Gateway) -> list[Any]:
         if route.path.startswith("/admin/audit"):
             assert set(route.methods) <= {"GET", "HEAD", "OPTIONS"}, (route.path, route.methods)
     return list(app.routes)
+
+
+async def test_the_models_file_sync_shows_as_its_own_actor(gateway: Gateway) -> None:
+    async with gateway.http() as http:
+        synced = await entries(http, source="sync", limit=1000)
+        by_name = await entries(http, actor="models-file", object="chat-model")
+    assert {(e["actor"], e["role"]) for e in synced} == {("models-file", "system")}
+    assert {"model", "version", "backend"} <= {e["object_type"] for e in synced}
+    created = [e for e in by_name if e["action"] == "model.create"]
+    assert len(created) == 1 and created[0]["before"] is None and created[0]["after"]["name"] == "chat-model"
