@@ -61,7 +61,7 @@ def control_plane(sessions: async_sessionmaker[AsyncSession], vault: Vault) -> C
     return ControlPlane(
         changes=changes,
         keys=KeyService(sessions, changes),
-        limits=LimitService(sessions),
+        limits=LimitService(sessions, changes),
         directory=Directory(sessions, changes),
         backends=BackendService(sessions, changes, vault),
         versions=VersionService(sessions, changes),
@@ -89,7 +89,7 @@ class Runtime:
         return self.snapshots.live
 
     async def reload(self) -> None:
-        """Take up a change made through this process at once (other replicas: within the refresh)."""
+        """Rebuild the snapshot now (changes through the change feed do this themselves)."""
         await self.snapshots.reload()
 
 

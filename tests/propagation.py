@@ -1,8 +1,8 @@
 """How fast a control-plane change made on one replica takes effect on another.
 
 Two ``gateway serve`` processes share one PostgreSQL and one Redis. A change is made through the
-admin API of replica A (a key revoked, a model version promoted or rolled back); replica B is
-asked, request after request, until it answers the new way. The delay is from the moment the
+admin API of replica A (a key revoked, a model version promoted or rolled back, a limit set or
+removed); replica B is asked, request after request, until it answers the new way. The delay is from the moment the
 change was sent to A until B's first answer that shows it.
 
 The servers run with ``GATEWAY_CHANGE_CHECK_SECONDS`` set far beyond any wait here, so what brings
@@ -12,7 +12,8 @@ As a script (the figures the README and the issue note quote)::
 
     python tests/propagation.py [--rounds 25]
 
-Each round makes three changes (a key revoked, a version promoted, then rolled back).
+Each round makes five changes (a key revoked, a version promoted, then rolled back, a limit set,
+then removed).
 """
 
 from __future__ import annotations
@@ -116,6 +117,28 @@ class Cluster:
         rollback = lambda: self.http.post(f"{base}/rollback", headers=ADMIN)  # noqa: E731
         await self.change("version rolled back", rollback, lambda: serves(FIRST))
 
+    async def limit_round(self) -> None:
+        """A key's limit set on A (B's snapshot holds it: its usage view lists it), then removed."""
+        _, key_id = await self.new_key()
+        target = {"scope": "key", "name": key_id}
+
+        async def on_b() -> bool:
+            usage = await self.http.get(f"{self.b}/admin/quotas/usage", headers=ADMIN, params={"key": key_id})
+            assert usage.status_code == 200, usage.text
+            return any(row["scope"] == "key" and row["name"] == key_id for row in usage.json()["data"])
+
+        async def absent() -> bool:
+            return not await on_b()
+
+        put = lambda: self.http.put(  # noqa: E731
+            f"{self.a}/admin/quotas/limits", headers=ADMIN, json={**target, "requests_per_minute": 100}
+        )
+        await self.change("limit set", put, on_b)
+        listed = (await self.http.get(f"{self.a}/admin/quotas/limits", headers=ADMIN)).json()["api"]
+        limit_id = next(limit["id"] for limit in listed if limit["name"] == key_id)
+        remove = lambda: self.http.delete(f"{self.a}/admin/quotas/limits/{limit_id}", headers=ADMIN)  # noqa: E731
+        await self.change("limit removed", remove, absent)
+
     def summary(self) -> str:
         lines = []
         every = [d for delays in self.delays.values() for d in delays]
@@ -157,6 +180,8 @@ async def cluster(tmp: Path, *, change_check_seconds: float = 3600.0) -> AsyncIt
             "GATEWAY_ADMIN_KEY": ADMIN_KEY,
             "GATEWAY_AUTO_MIGRATE": "false",
             "GATEWAY_CHANGE_CHECK_SECONDS": str(change_check_seconds),
+            # Nor the periodic full rebuild: a limit arrives by the notice too.
+            "GATEWAY_QUOTA_REFRESH_SECONDS": str(max(change_check_seconds, 10.0)),
         }
         await _run(env, "migrate")
         async with _servers(env, tmp) as (a, b), httpx.AsyncClient(timeout=30) as http:
@@ -208,12 +233,13 @@ async def measure(tmp: Path, rounds: int) -> Cluster:
         for _ in range(rounds):
             await replicas.revoke_round()
             await replicas.version_round(reader)
+            await replicas.limit_round()
         return replicas
 
 
 async def _main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=25, help="rounds of three changes each")
+    parser.add_argument("--rounds", type=int, default=25, help="rounds of five changes each")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         replicas = await measure(Path(tmp), args.rounds)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
+from gateway.audit.actor import cli_actor
 from gateway.catalog.config import load_catalog_config
 from gateway.cli import audit, backends, directory, models
 from gateway.cli import keys as key_commands
@@ -17,8 +18,6 @@ from gateway.errors import GatewayError
 from gateway.settings import Settings, field_docs
 
 if TYPE_CHECKING:  # imported when used: `gateway --help` should not load SQLAlchemy
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
     from gateway.quotas.config import LimitRule
     from gateway.quotas.limits import LimitService
     from gateway.quotas.service import LimitUsage
@@ -149,9 +148,9 @@ def _quotas_set(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         async with _limit_service() as limits:
-            stored = await limits.put({k: v for k, v in spec.items() if v is not None})
+            stored = await limits.put({k: v for k, v in spec.items() if v is not None}, actor=cli_actor())
         print(f"set limit {stored.id}: {_limits_text(stored.rule)} on {stored.rule.where}")
-        print("(running gateways take it up within GATEWAY_QUOTA_REFRESH_SECONDS)", file=sys.stderr)
+        print("(running gateways take it up within a second)", file=sys.stderr)
 
     asyncio.run(run())
 
@@ -191,7 +190,7 @@ def _limits_text(rule: LimitRule) -> str:
 def _quotas_remove(args: argparse.Namespace) -> None:
     async def run() -> None:
         async with _limit_service() as limits:
-            await limits.remove(args.id)
+            await limits.remove(args.id, actor=cli_actor())
         print(f"removed limit {args.id}")
 
     asyncio.run(run())
@@ -242,27 +241,8 @@ def _print_usage(rows: list[LimitUsage]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _sessions() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """SQL sessions on a short-lived engine (migrating first in embedded mode)."""
-    from gateway.db.engine import check_connection, create_engine, session_factory
-    from gateway.db.migrate import upgrade_async
-
-    settings = Settings.load()
-    url, setting = settings.effective_database_url, settings.database_setting
-    if settings.should_migrate:
-        await upgrade_async(url, setting=setting)
-    else:
-        await check_connection(url, setting)
-    engine = create_engine(url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
-
-
-@contextlib.asynccontextmanager
 async def _limit_service() -> AsyncIterator[LimitService]:
-    from gateway.quotas.limits import LimitService
+    from gateway.cli.common import control
 
-    async with _sessions() as sessions:
-        yield LimitService(sessions)
+    async with control() as plane:  # a limit change is published to the running gateways
+        yield plane.limits
