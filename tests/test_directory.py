@@ -272,8 +272,10 @@ async def test_bad_updates_are_400s_naming_the_field(gateway: Gateway) -> None:
         org = await _org(http)
         team = await _team(http, org)
         user = await _user(http, org, role="team_admin", team=team["id"])
+        kept = await http.patch(f"/admin/users/{user['id']}", headers=ADMIN, json={"team": None})
+        assert (await _error(kept, 409))["param"] == "team"  # a team admin keeps a team
         for body, param in (
-            ({"team": None}, "team"),  # a team admin keeps a team
+            ({"role": "team_admin", "team": None}, "team"),
             ({"role": "superuser"}, "role"),
             ({"email": "@"}, "email"),
             ({"disabled": "yes"}, "disabled"),

@@ -34,6 +34,7 @@ from gateway.admin.directory_schemas import (
     UserView,
     not_both_expiries,
     team_admin_has_a_team,
+    team_admin_keeps_a_team,
 )
 from gateway.directory.service import Directory
 from gateway.keys.expiry import expiry_of
@@ -199,6 +200,7 @@ class AdminUsersController(Controller):
         "/{user:str}",
         summary="Change a user's e-mail, name, team, role, or disable them",
         responses=_WRITE,
+        operation_class=constrained_body(team_admin_keeps_a_team),
         opt={"action": Action.USERS_WRITE},
     )
     async def update_user(

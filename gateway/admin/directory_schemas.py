@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar.openapi.spec import Schema
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import Parameter
 from msgspec import UNSET, UnsetType
 
@@ -117,7 +117,8 @@ class CreateUser(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class UpdateUser(msgspec.Struct, forbid_unknown_fields=True):
-    """A user stays in their organization; a team_admin keeps a team."""
+    """A user stays in their organization. A team_admin keeps a team: a request making one without
+    is a 400, a change that would leave a stored team_admin without one a 409."""
 
     email: _EMAIL | UnsetType = UNSET
     name: _NAME | UnsetType | None = UNSET
@@ -130,6 +131,16 @@ def team_admin_has_a_team() -> Schema:
     """A new user with the role team_admin names a team."""
     is_team_admin = Schema(required=["role"], properties={"role": Schema(const=Role.TEAM_ADMIN.value)})
     return Schema(any_of=[Schema(schema_not=is_team_admin), present("team")])
+
+
+def team_admin_keeps_a_team() -> Schema:
+    """An update does not make a user a team_admin and take their team in one go."""
+    return Schema(
+        schema_not=Schema(
+            required=["role", "team"],
+            properties={"role": Schema(const=Role.TEAM_ADMIN.value), "team": Schema(type=OpenAPIType.NULL)},
+        )
+    )
 
 
 class UserView(msgspec.Struct):

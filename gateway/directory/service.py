@@ -295,7 +295,11 @@ class Directory:
                 who.check(Action.USERS_WRITE, row.org_id, team_row.id if team_row else None)
                 row.team_id = team_row.id if team_row else None
             if _role_of(row) is Role.TEAM_ADMIN and row.team_id is None:
-                raise InvalidRequest("A team_admin needs a 'team' (of the user's organization).", param="team")
+                # Said by the request itself: bad input. Else the user's stored team (or role) is
+                # what the change conflicts with.
+                if granted is Role.TEAM_ADMIN and team is None:
+                    raise InvalidRequest("A team_admin needs a 'team' (of the user's organization).", param="team")
+                raise Conflict(f"The user {row.email!r} would be a team_admin without a team; give one.", param="team")
             if not isinstance(email, UnsetType) and email != row.email:
                 await _free_email(session, email)
                 row.email = email
