@@ -56,7 +56,8 @@ def _in_org(who: Principal, action: Action, org_id: uuid.UUID) -> None:
 
 
 def _refused(what: str, references: list[str]) -> Conflict:
-    return Conflict(f"{what} is still referred to by {', '.join(references)}; remove or move them first.")
+    listed = ", ".join(references[:-1]) + " and " + references[-1] if len(references) > 1 else references[0]
+    return Conflict(f"{what} is still referred to by {listed}; remove or move them first.")
 
 
 class Directory:
