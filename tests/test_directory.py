@@ -454,3 +454,18 @@ async def test_expired_tokens_disabled_users_and_users_without_a_role_get_no_acc
         nobody = await _user(http, org)
         no_role = await http.post(f"/admin/users/{nobody['id']}/tokens", headers=ADMIN, json={"name": "t"})
         assert "no role" in (await _error(no_role, 409))["message"]
+
+
+async def test_a_renamed_org_or_team_is_what_its_keys_carry_at_once(gateway: Gateway) -> None:
+    """Limits name organizations and teams: a key's cached view must follow a rename."""
+    async with gateway.http() as http:
+        org = await _org(http)
+        team = await _team(http, org)
+        secret = await gateway.create_key("renamed", org=org["name"], team=team["name"])
+        presented = {"authorization": f"Bearer {secret}"}
+        seen = await gateway.runtime.auth.authenticate(presented)
+        assert (seen.org_name, seen.team_name) == (org["name"], team["name"])
+        await http.patch(f"/admin/orgs/{org['id']}", headers=ADMIN, json={"name": org["name"] + "-new"})
+        await http.patch(f"/admin/orgs/{org['id']}/teams/{team['id']}", headers=ADMIN, json={"name": "renamed"})
+        seen = await gateway.runtime.auth.authenticate(presented)
+        assert (seen.org_name, seen.team_name) == (org["name"] + "-new", "renamed")
