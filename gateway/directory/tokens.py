@@ -58,3 +58,8 @@ async def principal_for_token(sessions: async_sessionmaker[AsyncSession], secret
             await session.execute(update(AdminToken).where(AdminToken.id == token.id).values(last_used_at=now))
         role = Role(user.role)
         return Principal(name=user.email, role=role, org_id=user.org_id, team_id=user.team_id, user_id=user.id)
+
+
+def token_prefix(secret: str) -> str:
+    """The visible start of a token, kept to name it in lists and the audit log."""
+    return secret[:VISIBLE_CHARS]

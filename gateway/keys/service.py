@@ -261,21 +261,28 @@ class KeyService:
 
     async def changed_since(self, after: int, upto: int) -> Sequence[tuple[str, KeyInfo]]:
         """The cache entries of every key a change in generations (after, upto] touched: what a
-        replica re-reads when it takes up those changes, so a revocation elsewhere holds here."""
+        replica re-reads when it takes up those changes, so a revocation elsewhere holds here. A
+        change to an organization or a team (a rename) touches its keys: they carry its name."""
         async with self._sessions() as session:
             touched = (
-                select(AuditEntry.object_id)
-                .where(AuditEntry.object_type == "key", AuditEntry.generation > after, AuditEntry.generation <= upto)
+                select(AuditEntry.object_type, AuditEntry.object_id)
+                .where(
+                    AuditEntry.object_type.in_(("key", "org", "team")),
+                    AuditEntry.generation > after,
+                    AuditEntry.generation <= upto,
+                )
                 .distinct()
             )
-            ids = [uuid.UUID(value) for value in (await session.scalars(touched)).all()]
-            if not ids:
+            ids: dict[str, list[uuid.UUID]] = {"key": [], "org": [], "team": []}
+            for object_type, object_id in (await session.execute(touched)).all():
+                ids[object_type].append(uuid.UUID(object_id))
+            if not any(ids.values()):
                 return []
             query = (
                 select(ApiKey, Organization.name, Team.name)
                 .join(Organization, Organization.id == ApiKey.org_id)
                 .outerjoin(Team, Team.id == ApiKey.team_id)
-                .where(ApiKey.id.in_(ids))
+                .where(or_(ApiKey.id.in_(ids["key"]), ApiKey.org_id.in_(ids["org"]), ApiKey.team_id.in_(ids["team"])))
             )
             rows = (await session.execute(query)).all()
         return [entry for row in rows for entry in cache_entries(row[0], row[1], row[2])]
