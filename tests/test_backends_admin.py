@@ -384,3 +384,25 @@ async def test_re_encrypt_moves_every_secret_onto_the_new_key(tmp_path: Path) ->
     assert again.returncode == 0 and again.stdout.strip() == "1"
     lost = await cli(cli_env(second, Fernet.generate_key().decode()), "credentials", "re-encrypt")
     assert lost.returncode == 2 and "rotated" in lost.stderr and secret not in lost.stderr
+
+
+async def test_a_backend_the_models_file_comes_to_declare_is_handed_to_the_file(tmp_path: Path) -> None:
+    secret = _secret("handed")
+    async with running_gateway("embedded", tmp_path) as gateway, gateway.http() as http:
+        body = {"name": "handed", "kind": "openai", "base_url": gateway.upstream.base_url, "secret": secret}
+        assert (await http.post("/admin/backends", headers=ADMIN, json=body)).status_code == 201
+        models_file = Path(gateway.runtime.settings.models_file)
+        declared = models_file.read_text().replace(
+            "\nbackends:\n", f"\nbackends:\n  handed:\n    kind: openai\n    base_url: {gateway.upstream.base_url}\n"
+        )
+        (tmp_path / "declares.yaml").write_text(declared)
+        synced = await cli(cli_env(gateway), "models", "sync", str(tmp_path / "declares.yaml"))
+        assert synced.returncode == 0 and "update backend handed" in synced.stdout, synced.stderr
+        shown = (await http.get("/admin/backends/handed", headers=ADMIN)).json()
+        assert shown["source"] == "file" and shown["secret"] is None
+        refused = await http.patch("/admin/backends/handed", headers=ADMIN, json={"secret": secret})
+        assert refused.status_code == 409 and "models file" in refused.json()["error"]["message"]
+        entries = await _audit(gateway, "handed")
+    assert [(e.action, e.source) for e in entries] == [("backend.create", "api"), ("backend.update", "cli")]
+    assert entries[1].before is not None and entries[1].before["source"] == "api"
+    assert entries[1].after is not None and entries[1].after["source"] == "file" and entries[1].after["secret"] is None
