@@ -168,11 +168,14 @@ async def test_a_bad_create_is_a_400_naming_the_field_and_makes_nothing(
     assert await _audit(gateway, str(body["name"])) == []
 
 
+ENTRA = {"tenant_id": "t", "client_id": "c", "client_secret_env": "E"}
 BAD_UPDATES: list[tuple[dict[str, Any], str]] = [
     ({"base_url": "nope"}, "base_url"),
     ({"base_url": None}, "base_url"),
     ({"kind": "bedrock"}, "region"),
-    ({"kind": "gemini", "entra": {"tenant_id": "t", "client_id": "c", "client_secret_env": "E"}}, "entra"),
+    ({"kind": "gemini", "entra": ENTRA}, "kind"),
+    ({"entra": ENTRA}, "kind"),
+    ({"kind": "azure", "entra": ENTRA | {"client_secret_env": "not a var"}}, "entra"),
     ({"secret": "sk-abcdefghijkl", "credential_ref": "env:A"}, "credential_ref"),
     ({"timeout_seconds": -1}, "timeout_seconds"),
     ({"name": "renamed"}, "name"),

@@ -91,7 +91,8 @@ class CreateBackend(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
 class UpdateBackend(msgspec.Struct, forbid_unknown_fields=True):
     """``PATCH /admin/backends/{backend}``: the fields given change; ``null`` clears a setting, or
     (``secret``, ``credential_ref``, ``entra``) the credential. A credential given replaces the
-    other kinds; leaving all three out keeps the stored one as it is."""
+    other kinds; leaving all three out keeps the stored one as it is. Setting ``entra`` names
+    ``kind: azure`` too, and naming ``kind: bedrock`` gives the ``region``."""
 
     kind: _KIND | msgspec.UnsetType = msgspec.UNSET
     base_url: _URL | msgspec.UnsetType = msgspec.UNSET
@@ -120,15 +121,22 @@ def one_credential() -> Schema:
     return Schema(all_of=[Schema(schema_not=Schema(all_of=[present(a), present(b)])) for a, b in pairs])
 
 
-def creatable() -> Schema:
-    """One credential; Entra ID for Azure only; a region for Bedrock."""
-    return Schema(
-        all_of=[
-            one_credential(),
-            Schema(any_of=[Schema(schema_not=present("entra")), Schema(properties={"kind": Schema(const="azure")})]),
-            Schema(any_of=[Schema(properties={"kind": Schema(schema_not=Schema(const="bedrock"))}), present("region")]),
-        ]
-    )
+def _kind_is(kind: str) -> Schema:
+    return Schema(required=["kind"], properties={"kind": Schema(const=kind)})
+
+
+def _kind_rules() -> list[Schema]:
+    """Entra ID only with ``kind: azure``, and ``kind: bedrock`` with its ``region``."""
+    return [
+        Schema(any_of=[Schema(schema_not=present("entra")), _kind_is("azure")]),
+        Schema(any_of=[Schema(schema_not=_kind_is("bedrock")), present("region")]),
+    ]
+
+
+def consistent() -> Schema:
+    """One credential; Entra ID named with ``kind: azure``; ``kind: bedrock`` with its ``region``.
+    For a change, the rules hold for the fields it gives, so that the body alone says it is whole."""
+    return Schema(all_of=[one_credential(), *_kind_rules()])
 
 
 class EntraView(msgspec.Struct):

@@ -19,8 +19,7 @@ from gateway.admin.backend_schemas import (
     BackendView,
     CreateBackend,
     UpdateBackend,
-    creatable,
-    one_credential,
+    consistent,
 )
 from gateway.web.openapi import ADMIN, answer_options, constrained_body, error_responses
 
@@ -43,7 +42,7 @@ class AdminBackendsController(Controller):
         "/",
         summary="Create a backend, with a secret stored encrypted or an env: reference",
         responses=error_responses(400, 401, 403, 409, 503),
-        operation_class=constrained_body(creatable),
+        operation_class=constrained_body(consistent),
         opt=_WRITE,
     )
     async def create_backend(self, request: Request[Any, Any, Any], data: JSONBody[CreateBackend]) -> BackendView:
@@ -64,7 +63,7 @@ class AdminBackendsController(Controller):
         "/{backend:str}",
         summary="Change a backend's URL, settings or credential (live at once, no restart)",
         responses=error_responses(400, 401, 403, 404, 409, 503),
-        operation_class=constrained_body(one_credential),
+        operation_class=constrained_body(consistent),
         opt=_WRITE,
     )
     async def update_backend(

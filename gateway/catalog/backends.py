@@ -95,6 +95,7 @@ class BackendService:
         """``changes``: the fields to change; None clears a setting or the credential. A new secret
         is encrypted afresh; leaving the credential out keeps the stored one as it is."""
         _check_credentials(changes)
+        _check_whole(changes)
         async with self._changes.transaction(actor) as change:
             row = await _find(change.session, ref)
             _owned_by_api(row, "changed")
@@ -192,6 +193,15 @@ def _check_credentials(fields: dict[str, Any]) -> None:
             "value not shown",
             param="credential_ref",
         )
+
+
+def _check_whole(changes: dict[str, Any]) -> None:
+    """A change says what it needs alongside (the API's schema states these rules, which it could
+    not for rules that depend on what is stored)."""
+    if changes.get("entra") is not None and changes.get("kind") != "azure":
+        raise InvalidRequest("kind: a change setting entra names kind: azure too (Entra ID is Azure's)", param="kind")
+    if changes.get("kind") == "bedrock" and changes.get("region") is None:
+        raise InvalidRequest("region: a change naming kind: bedrock gives its region too", param="region")
 
 
 def _file_spec(fields: dict[str, Any]) -> dict[str, Any]:

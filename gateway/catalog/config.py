@@ -19,9 +19,10 @@ from gateway.yaml_file import read_yaml
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$"
 _NAME = re.compile(MODEL_NAME)
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-HTTP_URL = r"^https?://[!-.0-?A-~]+(/[!-~]*)?$"
+HTTP_URL = r"^https?://[!-.0-?A-Z^-~]+(/[!-~]*)?$"
 """An http(s) URL in printable ASCII, without spaces, and with no user:password@ (a credential
-belongs in api_key, where it is kept secret, not in a URL that is shown and logged)."""
+belongs in api_key, where it is kept secret, not in a URL that is shown and logged). No [ ] in
+the host either: a bracketed IPv6 address is where URL parsers disagree (use a host name)."""
 _HTTP_URL = re.compile(HTTP_URL)
 MAX_URL = 2000
 MAX_TIMEOUT_SECONDS = 86_400
@@ -214,7 +215,8 @@ def _url(fields: _Fields, spec: dict[str, Any], where: str, key: str) -> str:
         # Not echoed: a URL may carry a token in its query.
         fields.fail(
             f"{where}.{key}",
-            f"expected an http(s) URL (printable ASCII, no spaces, no user@, at most {MAX_URL} characters)",
+            f"expected an http(s) URL (printable ASCII, no spaces, no user@, [ ] or \\ in the host, at most {MAX_URL} "
+            "characters)",
         )
     return url
 
