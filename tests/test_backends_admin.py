@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from harness import ADMIN_KEY, ENCRYPTION_KEY, Gateway, running_gateway
@@ -94,6 +95,8 @@ async def test_create_show_list_update_delete_each_audited_with_the_secret_maske
         assert to_env.json()["secret"] is None and to_env.json()["credential_ref"] == "env:SOME_KEY"
         cleared = await http.patch(f"/admin/backends/{name}", headers=ADMIN, json={"credential_ref": None})
         assert cleared.json()["credential_ref"] is None and cleared.json()["timeout_seconds"] == 12.5
+        unchanged = await http.patch(f"/admin/backends/{name}", headers=ADMIN, json={"timeout_seconds": 12.5})
+        assert unchanged.status_code == 200 and unchanged.json() == cleared.json()  # and not audited
 
         deleted = await http.delete(f"/admin/backends/{name}", headers=ADMIN)
         assert deleted.status_code == 200 and deleted.json() == {
@@ -387,6 +390,13 @@ async def test_re_encrypt_moves_every_secret_onto_the_new_key(tmp_path: Path) ->
     assert again.returncode == 0 and again.stdout.strip() == "1"
     lost = await cli(cli_env(second, Fernet.generate_key().decode()), "credentials", "re-encrypt")
     assert lost.returncode == 2 and "rotated" in lost.stderr and secret not in lost.stderr
+    keyless = await cli(cli_env(second, ""), "credentials", "re-encrypt")
+    assert keyless.returncode == 2 and "GATEWAY_ENCRYPTION_KEYS" in keyless.stderr
+    async with running_gateway("embedded", tmp_path, encryption_keys=old) as third:
+        # The old key alone opens it no more: its requests fail saying so, without the secret.
+        with pytest.raises(openai.APIStatusError) as failed:
+            await third.openai(key).chat.completions.create(model=model, messages=PROMPT)
+    assert failed.value.status_code == 502 and "rotated" in str(failed.value) and secret not in str(failed.value)
 
 
 async def test_a_backend_the_models_file_comes_to_declare_is_handed_to_the_file(tmp_path: Path) -> None:

@@ -112,8 +112,10 @@ class BackendService:
                 self._apply(row, config, fields.get("secret"))
             else:
                 self._apply_settings(row, config)
-            row.updated_at = utcnow()
-            change.record("backend.update", "backend", row.id, name=row.name, before=before, after=backend_view(row))
+            after = backend_view(row)
+            if after != before or changes.get("secret") is not None:  # a new secret may end alike
+                row.updated_at = utcnow()
+                change.record("backend.update", "backend", row.id, name=row.name, before=before, after=after)
             users = (await _users(change.session, row.id)).get(row.id, [])
         return BackendInfo(row, users)
 
