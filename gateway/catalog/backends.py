@@ -128,9 +128,8 @@ class BackendService:
             if users:
                 shown = ", ".join(users[:20]) + (f" and {len(users) - 20} more" if len(users) > 20 else "")
                 raise Conflict(
-                    f"The backend {row.name!r} is used by {len(users)} model version(s): {shown}. "
-                    "A version is immutable: make new versions on another backend and delete the models, "
-                    "or keep the backend."
+                    f"The backend {row.name!r} is used by {len(users)} model version(s): {shown}. A version is "
+                    "immutable and keeps its backend, retired or not, so the backend stays while they exist."
                 )
             change.record("backend.delete", "backend", row.id, name=row.name, before=backend_view(row))
             await change.session.delete(row)
