@@ -35,6 +35,8 @@ from gateway.settings import Settings
 from gateway.web.http_protocol import HttpProtocol
 
 ADMIN_KEY = "test-admin-key"
+ENCRYPTION_KEY = "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhISE="
+"""The Fernet key backend secrets stored through the admin API are encrypted under in the tests."""
 KEY_CACHE_TTL = 1.0
 
 
@@ -352,6 +354,7 @@ def _mode_settings(mode: str, tmp: Path, models_file: Path) -> dict[str, Any]:
         "data_dir": str(tmp / "data"),
         "models_file": str(models_file),
         "admin_key": ADMIN_KEY,
+        "encryption_keys": ENCRYPTION_KEY,
         "key_cache_ttl_seconds": KEY_CACHE_TTL,
         "quota_refresh_seconds": 0.5,
     }

@@ -201,7 +201,8 @@ def test_bad_env_var_name_is_named(name: str) -> None:
 def test_timeout_must_be_a_positive_number(timeout: Any) -> None:
     data = _spec()
     data["backends"]["upstream"]["timeout_seconds"] = timeout
-    assert _error(data) == f"{SOURCE}: backends.upstream.timeout_seconds: expected a positive number of seconds"
+    expected = "expected a positive number of seconds, at most 86400"
+    assert _error(data) == f"{SOURCE}: backends.upstream.timeout_seconds: {expected}"
 
 
 @pytest.mark.parametrize("reserved", ["model", "stream"])

@@ -25,3 +25,19 @@ def backend_config(row: Backend, vault: Vault) -> BackendConfig:
         region=settings.get("region"),
         entra=EntraConfig(**entra) if isinstance(entra, dict) else None,
     )
+
+
+HINT_MIN_LENGTH = 12
+"""A secret shorter than this shows none of its characters: four of eight would be half of it."""
+
+
+def secret_hint(secret: str) -> str:
+    """What is kept in the clear to tell secrets apart: the last four characters, never more."""
+    return secret[-4:] if len(secret) >= HINT_MIN_LENGTH else ""
+
+
+def masked_secret(row: Backend) -> str | None:
+    """A stored secret as every view shows it (``****abcd``); None when the backend has none."""
+    if not row.secret_encrypted:
+        return None
+    return f"****{row.secret_hint or ''}"

@@ -19,6 +19,13 @@ from gateway.yaml_file import read_yaml
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$"
 _NAME = re.compile(MODEL_NAME)
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HTTP_URL = r"^https?://[!-.0-?A-Z^-~]+(/[!-~]*)?$"
+"""An http(s) URL in printable ASCII, without spaces, and with no user:password@ (a credential
+belongs in api_key, where it is kept secret, not in a URL that is shown and logged). No [ ] in
+the host either: a bracketed IPv6 address is where URL parsers disagree (use a host name)."""
+_HTTP_URL = re.compile(HTTP_URL)
+MAX_URL = 2000
+MAX_TIMEOUT_SECONDS = 86_400
 
 
 ENTRA_AUTHORITY = "https://login.microsoftonline.com"
@@ -139,9 +146,15 @@ def parse_catalog_config(data: Any, source: str) -> CatalogConfig:
     return CatalogConfig(backends=backends, models=models)
 
 
-def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
-    where = f"backends.{name}"
-    fields.name(name, where)
+def parse_backend(name: str, spec: Any, error: FieldError | None = None) -> BackendConfig:
+    """One backend from the admin API or the CLI, by the models file's rules (fields named from
+    the request body: ``error`` may rename them)."""
+    return _backend(_Fields("request", error or request_error), name, spec, where="")
+
+
+def _backend(fields: _Fields, name: str, spec: Any, *, where: str | None = None) -> BackendConfig:
+    where = f"backends.{name}" if where is None else where
+    fields.name(name, where or "name")
     spec = fields.mapping(spec, where)
     fields.no_extra(
         spec,
@@ -151,15 +164,15 @@ def _backend(fields: _Fields, name: str, spec: Any) -> BackendConfig:
     kind = fields.string(spec, where, "kind", default="openai")
     if kind not in KINDS:
         fields.fail(f"{where}.kind", f"unknown backend kind {kind!r}; known: {', '.join(sorted(KINDS))}")
-    base_url = fields.string(spec, where, "base_url")
-    if not re.match(r"^https?://[^/\s]+", base_url):
-        fields.fail(f"{where}.base_url", f"expected an http(s) URL, got {base_url!r}")
+    base_url = _url(fields, spec, where, "base_url")
     api_key_env = fields.optional_string(spec, where, "api_key_env")
-    if api_key_env is not None and not _ENV_VAR.match(api_key_env):
+    if api_key_env is not None and not _ENV_VAR.fullmatch(api_key_env):
         fields.fail(f"{where}.api_key_env", f"not an environment variable name: {api_key_env!r}")
     timeout = spec.get("timeout_seconds")
-    if timeout is not None and (not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0):
-        fields.fail(f"{where}.timeout_seconds", "expected a positive number of seconds")
+    if timeout is not None and (
+        not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT_SECONDS
+    ):
+        fields.fail(f"{where}.timeout_seconds", f"expected a positive number of seconds, at most {MAX_TIMEOUT_SECONDS}")
     return BackendConfig(
         name=name,
         kind=kind,
@@ -184,11 +197,9 @@ def _entra(fields: _Fields, spec: dict[str, Any], where: str, kind: str) -> Entr
     entra = fields.mapping(spec["entra"], where)
     fields.no_extra(entra, where, {"tenant_id", "client_id", "client_secret_env", "authority", "scope"})
     secret_env = fields.string(entra, where, "client_secret_env")
-    if not _ENV_VAR.match(secret_env):
+    if not _ENV_VAR.fullmatch(secret_env):
         fields.fail(f"{where}.client_secret_env", f"not an environment variable name: {secret_env!r}")
-    authority = fields.optional_string(entra, where, "authority") or ENTRA_AUTHORITY
-    if not re.match(r"^https?://[^/\s]+", authority):
-        fields.fail(f"{where}.authority", f"expected an http(s) URL, got {authority!r}")
+    authority = _url(fields, entra, where, "authority") if entra.get("authority") is not None else ENTRA_AUTHORITY
     return EntraConfig(
         tenant_id=fields.string(entra, where, "tenant_id"),
         client_id=fields.string(entra, where, "client_id"),
@@ -196,6 +207,18 @@ def _entra(fields: _Fields, spec: dict[str, Any], where: str, kind: str) -> Entr
         authority=authority.rstrip("/"),
         scope=fields.optional_string(entra, where, "scope") or ENTRA_SCOPE,
     )
+
+
+def _url(fields: _Fields, spec: dict[str, Any], where: str, key: str) -> str:
+    url = fields.string(spec, where, key)
+    if len(url) > MAX_URL or not _HTTP_URL.fullmatch(url):
+        # Not echoed: a URL may carry a token in its query.
+        fields.fail(
+            f"{where}.{key}",
+            f"expected an http(s) URL (printable ASCII, no spaces, no user@, [ ] or \\ in the host, at most {MAX_URL} "
+            "characters)",
+        )
+    return url
 
 
 def _region(fields: _Fields, spec: dict[str, Any], where: str, kind: str, base_url: str) -> str | None:
@@ -392,7 +415,7 @@ class _Fields:
             self.fail(f"{prefix}{extra[0]}", f"unknown field; allowed: {', '.join(sorted(allowed))}")
 
     def name(self, name: str, where: str) -> None:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             self.fail(where, "names use letters, digits and . _ : / @ + - (at most 200)")
 
     def string(self, spec: dict[str, Any], where: str, key: str, default: str | None = None) -> str:

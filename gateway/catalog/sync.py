@@ -4,7 +4,11 @@ For each model in the file, the newest version the file made is compared with th
 configuration. When they differ, a new immutable version is made and activated (the active one
 retired), or made a draft when the model says ``rollout: manual``. A version made through the API,
 or a rollback, is left alone until the file itself changes, so a restart never undoes them. A
-file-managed model gone from the file stops being served. Backends are upserted by name.
+file-managed model gone from the file stops being served. Backends are upserted by name: a
+backend the file declares is the file's (``source: file``; the admin API refuses to change or
+delete it), even one made through the API before under that name, whose stored secret is then
+dropped for the file's credential (audited). Backends made through the API and not named in the
+file are left alone.
 Every step is an audit entry of the ``sync`` source; ``plan_sync`` runs the same steps in a
 transaction it rolls back, for ``gateway models sync --dry-run``.
 """
@@ -20,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.audit.actor import SYNC, Actor
 from gateway.audit.changes import Changes, ChangeSet
+from gateway.catalog.backend_rows import masked_secret
 from gateway.catalog.config import BackendConfig, CatalogConfig, ModelConfig
 from gateway.catalog.version_spec import new_version, version_config, version_hash, version_state
 from gateway.db.models import Backend, Model, ModelVersion, utcnow
@@ -106,7 +111,7 @@ def backend_view(row: Backend) -> dict[str, Any]:
         "kind": row.kind,
         "base_url": row.base_url,
         "credential_ref": row.credential_ref,
-        "secret": f"****{row.secret_hint}" if row.secret_hint else None,
+        "secret": masked_secret(row),
         "settings": dict(row.settings or {}),
         "source": row.source,
     }

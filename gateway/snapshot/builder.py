@@ -29,6 +29,7 @@ from gateway.catalog.load import load_catalog
 from gateway.catalog.registry import ANONYMOUS, Credentials
 from gateway.catalog.sync import sync_catalog
 from gateway.db.models import Backend
+from gateway.errors import ConfigError
 from gateway.keys.auth import Authenticator
 from gateway.keys.service import KeyService
 from gateway.providers.credentials import CredentialProviders
@@ -147,7 +148,7 @@ class SnapshotBuilder:
             return self._credentials.for_backend(spec) if spec is not None else ANONYMOUS
         try:
             return self._credentials.for_backend(backend_config(row, self._vault))
-        except VaultError as exc:
+        except (VaultError, ConfigError) as exc:  # neither message holds the secret
             log.warning("backend %r: its stored secret is unusable (%s)", row.name, exc.message)
             return self._credentials.unusable(row.name, exc.message)
 
