@@ -63,6 +63,8 @@ class Call:
     params: tuple[str, ...] = ()
     body: Any = None
     on_object: bool = True
+    in_org: bool = False
+    """A collection within red's organization: other organizations are refused, teams narrowed."""
 
 
 def _red_limit(world: World) -> dict[str, Any]:
@@ -81,6 +83,34 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/admin/quotas/limits"): Call(on_object=False),
     ("PUT", "/admin/quotas/limits"): Call(body=_red_limit),
     ("DELETE", "/admin/quotas/limits/{limit_id}"): Call(("limit_id",)),
+    ("GET", "/admin/orgs"): Call(on_object=False),
+    ("POST", "/admin/orgs"): Call(body=lambda w: {"name": f"matrix-new-{uuid.uuid4().hex[:8]}"}, on_object=False),
+    ("GET", "/admin/orgs/{org}"): Call(("org",)),
+    ("PATCH", "/admin/orgs/{org}"): Call(("org",), body={"description": "matrix"}),
+    ("DELETE", "/admin/orgs/{org}"): Call(("org",)),
+    ("GET", "/admin/orgs/{org}/teams"): Call(("org",), in_org=True),
+    ("POST", "/admin/orgs/{org}/teams"): Call(("org",), body=lambda w: {"name": f"t-{uuid.uuid4().hex[:8]}"}),
+    ("GET", "/admin/orgs/{org}/teams/{team}"): Call(("org", "team")),
+    ("PATCH", "/admin/orgs/{org}/teams/{team}"): Call(("org", "team"), body={"description": "matrix"}),
+    ("DELETE", "/admin/orgs/{org}/teams/{team}"): Call(("org", "team")),
+    ("GET", "/admin/users"): Call(on_object=False),
+    ("POST", "/admin/users"): Call(
+        body=lambda w: {"email": f"{uuid.uuid4().hex[:8]}@example.com", "org": w.org, "team": "red", "role": "viewer"}
+    ),
+    ("GET", "/admin/users/{user}"): Call(("user",)),
+    ("PATCH", "/admin/users/{user}"): Call(("user",), body={"name": "renamed"}),
+    ("DELETE", "/admin/users/{user}"): Call(("user",)),
+    ("GET", "/admin/users/{user}/tokens"): Call(("user",)),
+    ("POST", "/admin/users/{user}/tokens"): Call(("user",), body={"name": "matrix"}),
+    ("POST", "/admin/users/{user}/tokens/{token_id}/revoke"): Call(("user", "token_id")),
+    ("DELETE", "/admin/users/{user}/tokens/{token_id}"): Call(("user", "token_id")),
+    ("GET", "/admin/backends"): Call(on_object=False),
+    ("POST", "/admin/backends"): Call(
+        body=lambda w: {"name": f"matrix-{uuid.uuid4().hex[:8]}", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"}
+    ),
+    ("GET", "/admin/backends/{backend}"): Call(("backend",)),
+    ("PATCH", "/admin/backends/{backend}"): Call(("backend",), body={"timeout_seconds": 5}),
+    ("DELETE", "/admin/backends/{backend}"): Call(("backend",)),
     ("GET", "/admin/audit"): Call(on_object=False),
     ("GET", "/admin/audit/{entry_id}"): Call(("entry_id",)),
     ("GET", "/admin/models"): Call(on_object=False),
@@ -110,7 +140,8 @@ def _routes() -> list[tuple[str, str, Action]]:
             for method in handler.http_methods:
                 if method != "OPTIONS":
                     found.append((method, path, handler.opt["action"]))
-    return sorted(found, key=lambda r: (r[0] == "DELETE", r[1], r[0]))
+    # Deletes last, the deepest first (a user's token before the user).
+    return sorted(found, key=lambda r: (r[0] == "DELETE", -r[1].count("/") if r[0] == "DELETE" else 0, r[1], r[0]))
 
 
 def expected(who: Who, action: Action, call: Call) -> bool:
@@ -122,6 +153,8 @@ def expected(who: Who, action: Action, call: Call) -> bool:
         return True
     if who.org != "one":
         return False
+    if call.in_org:
+        return True
     return not (scope is Scope.TEAM and who.role is Role.TEAM_ADMIN and who.team != "red")
 
 
@@ -153,13 +186,32 @@ async def _world(gateway: Gateway) -> World:
                 AdminToken(user_id=user.id, prefix=visible_prefix(token), secret_hash=hash_secret(token), name="m")
             )
             tokens[who.label] = token
-    world = World(orgs["one"], orgs["two"], tokens, {"key_id": str(red.key.id), "key_prefix": red.key.prefix})
+        # The user and token the calls act on: a viewer in team red, no principal of the matrix.
+        target = User(id=uuid.uuid4(), org_id=org_ids["one"], team_id=teams[("one", "red")], role="viewer")
+        target.email = f"target.{suffix}@example.com"
+        session.add(target)
+        await session.flush()
+        target_token = AdminToken(
+            user_id=target.id, prefix="sk-gwa-target", secret_hash=hash_secret(new_token()), name="t"
+        )
+        session.add(target_token)
+        await session.flush()
+    ids = {"key_id": str(red.key.id), "key_prefix": red.key.prefix, "org": orgs["one"], "team": "red"}
+    ids |= {"user": str(target.id), "token_id": str(target_token.id)}
+    world = World(orgs["one"], orgs["two"], tokens, ids)
     async with gateway.http() as http:
         limit = await http.put(
             "/admin/quotas/limits", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, json=_red_limit(world)
         )
         assert limit.status_code in (200, 201), limit.text
         world.ids["limit_id"] = limit.json()["id"]
+        backend = await http.post(
+            "/admin/backends",
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            json={"name": f"matrix-{suffix}", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
+        )
+        assert backend.status_code == 201, backend.text
+        world.ids["backend"] = f"matrix-{suffix}"
     async with runtime.sessions() as session:
         created = select(AuditEntry.id).where(
             AuditEntry.object_id == str(red.key.id), AuditEntry.action == "key.create"
