@@ -2,8 +2,8 @@
 
 Two ``gateway serve`` processes share one PostgreSQL and one Redis. A change is made through the
 admin API of replica A (a key revoked, a model version promoted or rolled back, a limit set or
-removed); replica B is asked, request after request, until it answers the new way. The delay is from the moment the
-change was sent to A until B's first answer that shows it.
+removed, a backend changed); replica B is asked, request after request, until it answers the new
+way. The delay is from the moment the change was sent to A until B's first answer that shows it.
 
 The servers run with ``GATEWAY_CHANGE_CHECK_SECONDS`` set far beyond any wait here, so what brings
 a change to B in time is the Redis change notice, not the periodic SQL check.
@@ -12,8 +12,8 @@ As a script (the figures the README and the issue note quote)::
 
     python tests/propagation.py [--rounds 25]
 
-Each round makes five changes (a key revoked, a version promoted, then rolled back, a limit set,
-then removed).
+Each round makes seven changes (a key revoked, a version promoted, then rolled back, a limit set,
+then removed, a backend pointed elsewhere, then back).
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ MODEL = "propagated"
 PRICES = {"input": 1_000_000, "output": 2_000_000}
 FIRST, SECOND = 7, 9
 """Completion tokens of versions 1 and 2 (``tokens-12-7``, ``tokens-12-9``): a reply says which served."""
+MOVED = "moved"
+"""A model on an API-made backend of the same name, which the backend round points away and back."""
+NOWHERE = "http://127.0.0.1:9/v1"
 WAIT_LIMIT = 30.0
 """How long B is asked before a change counts as never arrived: far below the SQL check's interval."""
 
@@ -56,6 +59,7 @@ class Cluster:
     b: str
     env: dict[str, str]
     http: httpx.AsyncClient
+    upstream: str = ""
     delays: dict[str, list[float]] = field(default_factory=dict)
 
     async def new_key(self) -> tuple[str, str]:
@@ -75,8 +79,8 @@ class Cluster:
         assert response.status_code == 200, response.text
         return int(response.json()["usage"]["completion_tokens"])
 
-    async def _chat(self, base: str, secret: str) -> httpx.Response:
-        body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    async def _chat(self, base: str, secret: str, model: str = MODEL) -> httpx.Response:
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
         return await self.http.post(
             f"{base}/v1/chat/completions", json=body, headers={"authorization": f"Bearer {secret}"}
         )
@@ -139,6 +143,18 @@ class Cluster:
         remove = lambda: self.http.delete(f"{self.a}/admin/quotas/limits/{limit_id}", headers=ADMIN)  # noqa: E731
         await self.change("limit removed", remove, absent)
 
+    async def backend_round(self, secret: str) -> None:
+        """The backend of model ``moved`` pointed elsewhere on A (B's requests fail: 502), then back."""
+
+        async def answers(status: int) -> bool:
+            return (await self._chat(self.b, secret, MOVED)).status_code == status
+
+        async def point(url: str) -> httpx.Response:
+            return await self.http.patch(f"{self.a}/admin/backends/{MOVED}", headers=ADMIN, json={"base_url": url})
+
+        await self.change("backend changed", lambda: point(NOWHERE), lambda: answers(502))
+        await self.change("backend changed", lambda: point(self.upstream), lambda: answers(200))
+
     def summary(self) -> str:
         lines = []
         every = [d for delays in self.delays.values() for d in delays]
@@ -151,7 +167,15 @@ class Cluster:
         return "\n".join(lines)
 
 
-async def _setup_model(http: httpx.AsyncClient, a: str) -> None:
+async def _setup_model(http: httpx.AsyncClient, a: str, upstream: str) -> None:
+    backend = {"name": MOVED, "kind": "openai", "base_url": upstream}
+    made = await http.post(f"{a}/admin/backends", headers=ADMIN, json=backend)
+    assert made.status_code == 201, made.text
+    for model, spec in ((MOVED, {"backend": MOVED, "upstream_model": "fake-tokens-12-7", "prices": PRICES}),):
+        assert (await http.post(f"{a}/admin/models", headers=ADMIN, json={"name": model})).status_code == 201
+        assert (await http.post(f"{a}/admin/models/{model}/versions", headers=ADMIN, json=spec)).status_code == 201
+        promoted = await http.post(f"{a}/admin/models/{model}/versions/1/promote", headers=ADMIN, json={"to": "active"})
+        assert promoted.status_code == 200, promoted.text
     made = await http.post(f"{a}/admin/models", headers=ADMIN, json={"name": MODEL})
     assert made.status_code == 201, made.text
     for tokens in (FIRST, SECOND):
@@ -185,8 +209,8 @@ async def cluster(tmp: Path, *, change_check_seconds: float = 3600.0) -> AsyncIt
         }
         await _run(env, "migrate")
         async with _servers(env, tmp) as (a, b), httpx.AsyncClient(timeout=30) as http:
-            await _setup_model(http, a)
-            yield Cluster(a, b, env, http)
+            await _setup_model(http, a, upstream.base_url)
+            yield Cluster(a, b, env, http, upstream.base_url)
 
 
 @contextlib.asynccontextmanager
@@ -234,12 +258,13 @@ async def measure(tmp: Path, rounds: int) -> Cluster:
             await replicas.revoke_round()
             await replicas.version_round(reader)
             await replicas.limit_round()
+            await replicas.backend_round(reader)
         return replicas
 
 
 async def _main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=25, help="rounds of five changes each")
+    parser.add_argument("--rounds", type=int, default=25, help="rounds of seven changes each")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         replicas = await measure(Path(tmp), args.rounds)

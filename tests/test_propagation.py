@@ -1,8 +1,8 @@
 """A change made on one replica holds on the other (issue 9): two ``gateway serve`` processes on
 one PostgreSQL and Redis. A key revoked on A is refused by B; a version promoted or rolled back on
-A is the one B serves; a limit set or removed on A is in B's snapshot. No timing is asserted: B is
-asked until it shows the change, on a deadline (30 s) that a loaded machine meets.
-``python tests/propagation.py`` measures the delay."""
+A is the one B serves; a limit set or removed on A is in B's snapshot; a backend pointed elsewhere
+on A is where B sends. No timing is asserted: B is asked until it shows the change, on a deadline
+(30 s) that a loaded machine meets. ``python tests/propagation.py`` measures the delay."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ async def test_a_change_on_one_replica_holds_on_the_other_through_the_notice(tmp
             await replicas.revoke_round()
             await replicas.version_round(reader)
             await replicas.limit_round()
+            await replicas.backend_round(reader)
         assert await replicas.served_on_b(reader) == FIRST  # rolled back: version 1 serves
         print(replicas.summary())
     assert {kind: len(delays) for kind, delays in replicas.delays.items()} == {
@@ -33,6 +34,7 @@ async def test_a_change_on_one_replica_holds_on_the_other_through_the_notice(tmp
         "version rolled back": 3,
         "limit set": 3,
         "limit removed": 3,
+        "backend changed": 6,
     }
 
 
