@@ -57,14 +57,19 @@ async def _spent(gateway: Gateway, prefix: str, model: str | None) -> int:
     return int(rows[0]["used"])
 
 
-async def test_a_budget_set_through_the_api_mid_period_counts_what_was_spent(seeding: Gateway) -> None:
-    team = f"seeded-{uuid.uuid4().hex[:8]}"
+@pytest.mark.parametrize("qualified", [False, True], ids=["team", "org/team"])
+async def test_a_budget_set_through_the_api_mid_period_counts_what_was_spent(seeding: Gateway, qualified: bool) -> None:
+    name = team = f"seeded-{uuid.uuid4().hex[:8]}"
     created = await seeding.runtime.keys.create("seeded", team=team)
     other = await seeding.runtime.keys.create("same-team", team=team)
+    if qualified:  # the team of one organization (gateway.quotas.names); keys are "default"'s
+        name = f"default/{team}"
+        elsewhere = await seeding.runtime.keys.create("elsewhere", team=team, org=f"other-{team}")
+        await _spend(seeding, elsewhere.secret, "quota-budget", 1)  # another organization's team
     await _spend(seeding, created.secret, "quota-budget", 2)
     await _spend(seeding, other.secret, "quota-budget", 1)
     await _spend(seeding, created.secret, "chat-model", 1)  # another model: not this budget's
-    target = {"scope": "team", "name": team, "model": "quota-budget"}
+    target = {"scope": "team", "name": name, "model": "quota-budget"}
     async with seeding.http() as http:
         put = await http.put("/admin/quotas/limits", headers=ADMIN, json={**target, "budget": _micro(100)})
         assert put.status_code == 200, put.text
@@ -76,7 +81,7 @@ async def test_a_budget_set_through_the_api_mid_period_counts_what_was_spent(see
             await http.put("/admin/quotas/limits", headers=ADMIN, json={**target, "budget": _micro(50)})
             assert await _spent(seeding, created.key.prefix, "quota-budget") == 3 * COST
             message = await _refusal(seeding, other.secret, "quota-budget")
-            assert message.startswith(f"The month budget of team {team}, model quota-budget is used up")
+            assert message.startswith(f"The month budget of team {name}, model quota-budget is used up")
             assert "($0.000078 of $0.000050 spent); it renews in " in message
         finally:
             await http.delete(f"/admin/quotas/limits/{put.json()['id']}", headers=ADMIN)

@@ -82,17 +82,15 @@ async def _counts(gateway: Gateway) -> tuple[int, int, int]:
         ("team_admin_own", "key", "key_a_shared", 403),  # another team's key
         ("team_admin_own", "key", "key_b", 403),  # another organization's key
         ("team_admin_own", "team", "shared", 403),  # another team (in two organizations)
-        ("team_admin_own", "team", "team_b", 403),
+        ("team_admin_own", "team", "team_b", 404),  # org B's team: read as their organization's, which has none
         ("team_admin_own", "org", "org_a", 403),  # their organization, but not their team
         ("team_admin_own", "user", "alice", 403),
         ("team_admin_own", "key", "*", 403),
         ("org_admin_b", "key", "key_a_own", 403),  # another organization's key
         ("org_admin_b", "org", "org_a", 403),
-        ("org_admin_b", "team", "own", 403),  # org A's team
-        ("org_admin_b", "team", "shared", 403),  # the name is org A's team too: the limit would reach it
-        ("org_admin_b", "team", "*", 403),
-        ("org_admin_b", "user", "alice", 403),  # end users are matched in every organization
+        ("org_admin_b", "team", "own", 404),  # org A's team: read as org B's, which has none
         ("org_admin_b", "team", "no-such-team", 404),
+        ("org_admin_b", "team", "org_a/own", 403),  # org A's team, named as such
         ("viewer_b", "team", "team_b", 403),  # read only
     ],
 )
@@ -102,6 +100,9 @@ async def test_a_limit_outside_the_principals_scope_is_refused_and_changes_nothi
     world = await _world(gateway)
     headers: dict[str, str] = getattr(world, who)
     before = await _counts(gateway)
+    if "/" in name:
+        org, team = name.split("/")
+        name = f"{getattr(world, org)}/{getattr(world, team)}"
     async with gateway.http() as http:
         response = await _put(http, headers, scope, getattr(world, name, name))
     assert response.status_code == status, response.text
@@ -119,6 +120,11 @@ async def test_a_limit_outside_the_principals_scope_is_refused_and_changes_nothi
         ("org_admin_a", "org", "org_a"),
         ("org_admin_b", "team", "team_b"),
         ("org_admin_b", "org", "org_b"),
+        # Bare names reach every organization; an admin's are written as their organization's.
+        ("org_admin_b", "team", "shared"),  # org A has a team of that name too: this one is B's
+        ("org_admin_b", "team", "*"),
+        ("org_admin_b", "user", "alice"),
+        ("org_admin_a", "key", "*"),
     ],
 )
 async def test_a_limit_inside_the_principals_scope_is_set_audited_and_removed(
@@ -126,10 +132,13 @@ async def test_a_limit_inside_the_principals_scope_is_set_audited_and_removed(
 ) -> None:
     world = await _world(gateway)
     headers: dict[str, str] = getattr(world, who)
-    target = getattr(world, name)
+    target = getattr(world, name, name)
+    if scope in ("team", "user") or name == "*":
+        target = f"{world.org_b if who == 'org_admin_b' else world.org_a}/{target}"
     async with gateway.http() as http:
-        response = await _put(http, headers, scope, target)
+        response = await _put(http, headers, scope, getattr(world, name, name))
         assert response.status_code == 200, response.text
+        assert response.json()["name"] == target
         limit_id = response.json()["id"]
         assert gateway.runtime.live.current.generation == await current_generation(gateway.runtime.sessions)
         listed = (await http.get("/admin/quotas/limits", headers=headers)).json()["api"]
@@ -183,3 +192,26 @@ async def test_a_limit_on_what_no_longer_exists_is_removed_only_by_the_superuser
         removed = await http.delete(f"/admin/quotas/limits/{gone}", headers=ADMIN)
     assert refused.status_code == 403 and removed.status_code == 200
     assert gone not in {limit["id"] for limit in listed}
+
+
+async def test_an_admins_team_limit_stays_in_their_organization(gateway: Gateway) -> None:
+    """Org A's admin limits team ``shared``: A's team of that name is limited, B's is not, nor
+    will a team of that name that another organization makes later be."""
+    world = await _world(gateway)
+    async with gateway.http() as http:
+        made = await _put(http, world.org_admin_a, "team", world.shared)
+        assert made.status_code == 200 and made.json()["name"] == f"{world.org_a}/{world.shared}"
+        later = (await gateway.runtime.keys.create("later", org=f"org-c-{world.shared}", team=world.shared)).key
+
+        async def limited(key: str) -> bool:
+            usage = await http.get("/admin/quotas/usage", headers=ADMIN, params={"key": key})
+            assert usage.status_code == 200, usage.text
+            return any(row["scope"] == "team" and row["name"] == made.json()["name"] for row in usage.json()["data"])
+
+        assert await limited(world.key_a_shared)
+        assert not await limited(world.key_b) and not await limited(later.prefix)
+        b_shared = [k for k in await gateway.runtime.keys.list() if k.name == "b-shared" and k.org_id != later.org_id]
+        assert not any([await limited(k.prefix) for k in b_shared if k.prefix])
+        assert (
+            await http.delete(f"/admin/quotas/limits/{made.json()['id']}", headers=world.org_admin_a)
+        ).status_code == 200

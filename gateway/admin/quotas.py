@@ -135,8 +135,14 @@ class AdminQuotaLimitsController(Controller):
         # Stored as the quotas file would write it (what was left out stays out), and checked by
         # the file's own rules there. A change like any other: this replica takes it up before
         # answering, the others by the change notice.
+        # An org or team admin's team, end-user or every-key limit is their organization's: its
+        # name is qualified ("acme/ml"), so it can never reach into another organization.
+        principal = principal_of(request)
         stored = await runtime.limits.put(
-            msgspec.to_builtins(data), actor=actor_of(request), authorize=_may_write(principal_of(request))
+            msgspec.to_builtins(data),
+            actor=actor_of(request),
+            authorize=_may_write(principal),
+            owner_org=None if principal.superuser else principal.org_id,
         )
         return LimitView.of(stored.rule, str(stored.id))
 

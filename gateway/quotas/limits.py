@@ -9,7 +9,9 @@ once, the others by the notice or their SQL check). The request path never reads
 A limit names what it applies to as the quota rules match it: an organization or a team by name
 (team names are unique only within an organization, so one name may be several organizations'
 teams), a key by prefix or id, an end user by the OpenAI ``user`` field (in every organization),
-and ``*`` for each one of the scope. ``Reach`` says where, in SQL today, a limit applies.
+and ``*`` for each one of the scope; ``ORG/NAME`` names one organization's team or end user, and
+``ORG/*`` each of its teams, end users or keys (gateway.quotas.names). ``Reach`` says where, in SQL
+today, a limit applies.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gateway.audit.changes import Changes, ChangeSet
 from gateway.db.models import ApiKey, Organization, QuotaLimit, Team
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.quotas.config import LimitRule, parse_rule
+from gateway.quotas.names import QUALIFIED_SCOPES, needs_owner, qualified, splits
 
 Place = tuple[uuid.UUID, uuid.UUID | None]
 """(organization id, team id or None)."""
@@ -92,13 +95,38 @@ class LimitService:
         async with self._sessions() as session:
             return tuple([await reach_of(session, rule) for rule in rules])
 
-    async def put(self, spec: Any, *, actor: Actor = INTERNAL, authorize: Authorize = _anyone) -> StoredLimit:
+    async def put(
+        self,
+        spec: Any,
+        *,
+        actor: Actor = INTERNAL,
+        authorize: Authorize = _anyone,
+        owner_org: uuid.UUID | None = None,
+    ) -> StoredLimit:
+        """Set a limit. ``owner_org``: the organization of an admin who is not the superuser; a
+        team, end-user or every-key name is qualified with its name (gateway.quotas.names)."""
+        if owner_org is not None and isinstance(spec, dict):
+            spec = await self._owned(spec, owner_org)
         rule = validate(spec)
         stored = {key: value for key, value in spec.items() if value is not None}
         try:
             return await self._put(rule, stored, actor, authorize)
         except IntegrityError:  # the same target set at the same moment elsewhere: the other won
             raise Conflict("That limit was being set concurrently; retry.") from None
+
+    async def _owned(self, spec: dict[str, Any], owner_org: uuid.UUID) -> dict[str, Any]:
+        name = spec.get("name", "*")
+        if not isinstance(name, str):
+            return spec  # validation names the field
+        async with self._sessions() as session:
+            org_name = await session.scalar(select(Organization.name).where(Organization.id == owner_org))
+            # Already qualified, with this organization or another (whose the scope check refuses).
+            named = [org for org, _ in splits(name)]
+            if named and await session.scalar(select(Organization.id).where(Organization.name.in_(named)).limit(1)):
+                return spec
+        if org_name is None or not needs_owner(str(spec.get("scope")), name, org_name):
+            return spec
+        return {**spec, "name": qualified(org_name, name)}
 
     async def _put(self, rule: LimitRule, stored: dict[str, Any], actor: Actor, authorize: Authorize) -> StoredLimit:
         async with self._changes.transaction(actor) as change:
@@ -157,13 +185,15 @@ def _record(
 
 async def reach_of(session: AsyncSession, rule: LimitRule) -> Reach:
     """Where ``rule`` applies, matched as gateway.quotas.plan matches a request's key to rules."""
+    if rule.scope in QUALIFIED_SCOPES and (owned := await _qualified_reach(session, rule)) is not None:
+        return owned
     if rule.name == "*" or rule.scope == "user":
         return Reach(rule.scope, rule.name, everywhere=True)
     places: set[Place]
     if rule.scope == "org":
         orgs = await session.scalars(select(Organization.id).where(Organization.name == rule.name))
         places = {(org_id, None) for org_id in orgs}
-    elif rule.scope == "team":
+    elif rule.scope == "team":  # a bare name: every organization's team of that name
         teams = await session.execute(select(Team.org_id, Team.id).where(Team.name == rule.name))
         places = {(org_id, team_id) for org_id, team_id in teams}
     else:  # key: by prefix, or by id written as the gateway writes ids
@@ -173,6 +203,29 @@ async def reach_of(session: AsyncSession, rule: LimitRule) -> Reach:
         keys = await session.execute(select(ApiKey.org_id, ApiKey.team_id).where(or_(*matches)))
         places = {(org_id, team_id) for org_id, team_id in keys}
     return Reach(rule.scope, rule.name, places=frozenset(places))
+
+
+async def _qualified_reach(session: AsyncSession, rule: LimitRule) -> Reach | None:
+    """The reach of ``ORG/NAME`` (gateway.quotas.names): that organization's team, or the whole
+    organization for ``*`` and an end user. None when no organization answers to a prefix of the
+    name: then it is read as a bare name."""
+    readings = splits(rule.name)
+    if not readings:
+        return None
+    found = await session.execute(
+        select(Organization.name, Organization.id).where(Organization.name.in_([org for org, _ in readings]))
+    )
+    orgs = {name: org_id for name, org_id in found.all()}
+    for org_name, rest in readings:
+        org_id = orgs.get(org_name)
+        if org_id is None or (rule.scope == "key" and rest != "*"):
+            continue
+        if rule.scope != "team" or rest == "*":
+            return Reach(rule.scope, rule.name, places=frozenset({(org_id, None)}))
+        team_id = await session.scalar(select(Team.id).where(Team.org_id == org_id, Team.name == rest))
+        # A team not made yet reaches nothing (an admin's typo is a 404, as for a key).
+        return Reach(rule.scope, rule.name, places=frozenset({(org_id, team_id)} if team_id else set()))
+    return None
 
 
 def _canonical_id(name: str) -> bool:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.keys.model import KeyInfo
 from gateway.quotas.config import Budget, LimitRule
+from gateway.quotas.names import qualified
 
 CONCURRENT = "concurrent"
 SPEND = "spend"
@@ -45,14 +46,16 @@ class RuleIndex:
     def matching(self, key: KeyInfo, user: str | None, model: str | None) -> list[tuple[LimitRule, str]]:
         """(rule, subject) pairs: the subject names the one org, team, key or user the rule counts.
         ``model`` None: the rules for every model."""
+        org, every = key.org_name, qualified(key.org_name, "*")  # see gateway.quotas.names
         subjects: list[tuple[str, tuple[str, ...], str]] = [
-            ("org", (key.org_name, "*"), f"org:{key.org_id}"),
-            ("key", (key.prefix, str(key.id), "*"), f"key:{key.id}"),
+            ("org", (org, "*"), f"org:{key.org_id}"),
+            ("key", (key.prefix, str(key.id), "*", every), f"key:{key.id}"),
         ]
         if key.team_id is not None:
-            subjects.append(("team", (key.team_name or "", "*"), f"team:{key.team_id}"))
+            team = key.team_name or ""
+            subjects.append(("team", (team, qualified(org, team), "*", every), f"team:{key.team_id}"))
         if user:
-            subjects.append(("user", (user, "*"), f"user:{key.org_id}:{user}"))
+            subjects.append(("user", (user, qualified(org, user), "*", every), f"user:{key.org_id}:{user}"))
         found = []
         for scope, names, subject in subjects:
             for name in names:

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.db.models import ApiKey, Organization, Team, UsageRecord
 from gateway.quotas.config import Budget, LimitRule
+from gateway.quotas.names import SEPARATOR
 from gateway.quotas.plan import SPEND, Counter, Periods, counters, period_bounds
 
 _SUBJECT_COLUMNS: dict[str, Any] = {"org": UsageRecord.org_id, "team": UsageRecord.team_id, "key": UsageRecord.key_id}
@@ -90,9 +91,22 @@ def _named(scope: str, name: str) -> Select[uuid.UUID]:
     (a team name may recur across orgs), a key by prefix or by its id."""
     if scope == "org":
         return select(Organization.id).where(Organization.name == name)
-    if scope == "team":
-        return select(Team.id).where(Team.name == name)
-    by = [ApiKey.prefix == name]
+    if scope == "team":  # a bare name, or ORG/NAME and ORG/* (gateway.quotas.names)
+        return (
+            select(Team.id)
+            .join(Organization, Organization.id == Team.org_id)
+            .where(
+                or_(
+                    Team.name == name,
+                    Organization.name + SEPARATOR + Team.name == name,
+                    Organization.name + SEPARATOR + "*" == name,
+                )
+            )
+        )
+    by = [
+        ApiKey.prefix == name,
+        ApiKey.org_id.in_(select(Organization.id).where(Organization.name + SEPARATOR + "*" == name)),
+    ]
     try:
         if str(uuid.UUID(name)) == name:
             by.append(ApiKey.id == uuid.UUID(name))
