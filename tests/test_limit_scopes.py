@@ -215,3 +215,32 @@ async def test_an_admins_team_limit_stays_in_their_organization(gateway: Gateway
         assert (
             await http.delete(f"/admin/quotas/limits/{made.json()['id']}", headers=world.org_admin_a)
         ).status_code == 200
+
+
+async def test_limits_follow_a_renamed_organization_or_team(gateway: Gateway) -> None:
+    world = await _world(gateway)
+    async with gateway.http() as http:
+        on_team = (await _put(http, world.org_admin_a, "team", world.own)).json()
+        on_org = (await _put(http, world.org_admin_a, "org", world.org_a)).json()
+        on_keys = (await _put(http, world.org_admin_a, "key", "*")).json()
+        assert on_team["name"] == f"{world.org_a}/{world.own}" and on_keys["name"] == f"{world.org_a}/*"
+        team = await http.patch(
+            f"/admin/orgs/{world.org_a}/teams/{world.own}", headers=world.org_admin_a, json={"name": f"{world.own}-2"}
+        )
+        assert team.status_code == 200, team.text
+        org = await http.patch(f"/admin/orgs/{world.org_a}", headers=ADMIN, json={"name": f"{world.org_a}-2"})
+        assert org.status_code == 200, org.text
+        names = {
+            limit["id"]: limit["name"]
+            for limit in (await http.get("/admin/quotas/limits", headers=ADMIN)).json()["api"]
+        }
+        usage = await http.get("/admin/quotas/usage", headers=ADMIN, params={"key": world.key_a_own})
+        audited = await entries(http, ADMIN, object_id=on_team["id"])
+    assert names[on_team["id"]] == f"{world.org_a}-2/{world.own}-2"
+    assert names[on_org["id"]] == f"{world.org_a}-2" and names[on_keys["id"]] == f"{world.org_a}-2/*"
+    rows = {(row["scope"], row["name"]) for row in usage.json()["data"]}
+    assert {("team", names[on_team["id"]]), ("org", names[on_org["id"]]), ("key", names[on_keys["id"]])} <= rows
+    assert [(e["before"]["name"], e["after"]["name"]) for e in audited[:2]] == [
+        (f"{world.org_a}/{world.own}-2", f"{world.org_a}-2/{world.own}-2"),
+        (f"{world.org_a}/{world.own}", f"{world.org_a}/{world.own}-2"),
+    ]

@@ -25,6 +25,7 @@ from gateway.audit.actor import Actor
 from gateway.audit.changes import Changes, ChangeSet
 from gateway.db.models import AdminToken, Organization, Team, User, utcnow
 from gateway.directory import lookup
+from gateway.directory.limit_names import follow_org_rename, follow_team_rename
 from gateway.directory.rules import (
     check_description,
     check_email,
@@ -112,7 +113,8 @@ class Directory:
             before = org_view(row)
             if name is not UNSET and name != row.name:
                 await _free_org_name(change.session, name)
-                row.name = name
+                old, row.name = row.name, name
+                await follow_org_rename(change, row, old)
             if description is not UNSET:
                 row.description = description
             _changed(change, "org.update", "org", row.name, before, org_view(row), org_id=row.id)
@@ -181,7 +183,8 @@ class Directory:
             before = team_view(row)
             if name is not UNSET and name != row.name:
                 await _free_team_name(change.session, org, name)
-                row.name = name
+                old, row.name = row.name, name
+                await follow_team_rename(change, org, row, old)
             if description is not UNSET:
                 row.description = description
             after = team_view(row)
