@@ -114,7 +114,7 @@ class ModelRoute:
     def prices_at(self, when: datetime) -> Prices:
         """The prices in force at ``when`` (a request is costed at the time it was made)."""
         prices = self.prices
-        for start, later in self.schedule:
+        for start, later in self.schedule:  # empty unless a price change is announced
             if start > when:
                 break
             prices = later

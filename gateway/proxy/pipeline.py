@@ -191,8 +191,10 @@ class Pipeline:
         return self._route(self.catalog, model, key, user)
 
     def _route(self, catalog: Catalog, model: str, key: KeyInfo, user: object) -> ModelRoute:
-        # A canary's share is sticky per end user when the request names one, else per key.
-        route = catalog.resolve(model, user if isinstance(user, str) and user else key.id.hex)
+        # A canary's share is sticky per end user when the request names one, else per key (the
+        # sticky string is made only when some model has a canary).
+        sticky = (user if isinstance(user, str) and user else key.id.hex) if catalog.canaries else ""
+        route = catalog.resolve(model, sticky)
         if not key.may_use(model):
             raise PermissionDenied(f"This API key may not use the model '{model}'.", param="model")
         if route.unpriced and self._refuse_unpriced:
