@@ -233,3 +233,55 @@ async def test_cli_updates_rotates_and_shows_keys(gateway: Gateway) -> None:
     entries = await _audit(gateway, json.loads(shown.stdout)["id"])
     assert [e.action for e in entries] == ["key.create", "key.update", "key.rotate"]
     assert {e.source for e in entries} == {"cli"}
+
+
+async def test_a_key_belongs_to_a_user_of_its_organization(gateway: Gateway) -> None:
+    org = f"owned-{uuid.uuid4().hex[:8]}"
+    anchor = await gateway.runtime.keys.create("anchor", org=org)
+    other = await gateway.runtime.keys.create("other", org=f"{org}-other")
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    async with gateway.runtime.sessions.begin() as session:
+        member = User(org_id=anchor.key.org_id, email=email)
+        stranger = User(org_id=other.key.org_id, email=f"x-{email}")
+        session.add_all([member, stranger])
+    async with gateway.http() as http:
+        made = await _create(http, ADMIN, org=org, user=email)
+        assert made.status_code == 201, made.text
+        assert made.json()["info"]["user_id"] == str(member.id)
+        refused = await _create(http, ADMIN, org=org, user=f"x-{email}")
+        assert refused.status_code == 404 and refused.json()["error"]["param"] == "user"
+        key_id = made.json()["info"]["id"]
+        moved = await http.patch(f"/admin/keys/{key_id}", headers=ADMIN, json={"user": str(stranger.id)})
+        assert moved.status_code == 404 and moved.json()["error"]["param"] == "user"
+        cleared = await http.patch(f"/admin/keys/{key_id}", headers=ADMIN, json={"user": None})
+        assert cleared.status_code == 200 and cleared.json()["user_id"] is None
+    entries = await _audit(gateway, key_id)
+    assert entries[0].after["user_id"] == str(member.id)
+    assert (entries[-1].before["user_id"], entries[-1].after["user_id"]) == (str(member.id), None)
+
+
+async def test_a_keys_limits_are_set_on_the_key_and_survive_its_rotation(gateway: Gateway) -> None:
+    async with gateway.http() as http:
+        made = (await _create(http, ADMIN)).json()
+        key_id, prefix = made["info"]["id"], made["info"]["prefix"]
+        limit = await http.put(f"/admin/keys/{key_id}/limits", headers=ADMIN, json={"requests_per_minute": 500})
+        assert limit.status_code == 200, limit.text
+        assert (limit.json()["scope"], limit.json()["name"]) == ("key", key_id)
+        by_prefix = await http.put(
+            "/admin/quotas/limits",
+            headers=ADMIN,
+            json={"scope": "key", "name": prefix, "model": "chat-model", "concurrent_requests": 50},
+        )
+        assert by_prefix.status_code == 200
+        empty = await http.put(f"/admin/keys/{key_id}/limits", headers=ADMIN, json={"model": "chat-model"})
+        assert empty.status_code == 400, "a limit that limits nothing"
+        rotated = (await http.post(f"/admin/keys/{key_id}/rotate", headers=ADMIN, json={"grace_seconds": 0})).json()
+        usage = await http.get("/admin/quotas/usage", headers=ADMIN, params={"key": rotated["info"]["prefix"]})
+        names = {(row["name"], row["metric"]) for row in usage.json()["data"] if row["scope"] == "key"}
+        for limit_id in (limit.json()["id"], by_prefix.json()["id"]):
+            assert (await http.delete(f"/admin/quotas/limits/{limit_id}", headers=ADMIN)).status_code == 200
+    assert {(key_id, "requests"), (key_id, "concurrent")} <= names, names
+    async with gateway.runtime.sessions() as session:
+        query = select(AuditEntry).where(AuditEntry.object_id == by_prefix.json()["id"]).order_by(AuditEntry.id)
+        renamed = list((await session.scalars(query)).all())[1]
+    assert (renamed.before["name"], renamed.after["name"]) == (prefix, key_id), "the limit followed the rotation"

@@ -77,6 +77,7 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", "/admin/keys/{key_id}"): Call(("key_id",)),
     ("PATCH", "/admin/keys/{key_id}"): Call(("key_id",), body={"name": "renamed"}),
     ("POST", "/admin/keys/{key_id}/rotate"): Call(("key_id",), body={"grace_seconds": 60}),
+    ("PUT", "/admin/keys/{key_id}/limits"): Call(("key_id",), body={"requests_per_minute": 100}),
     ("DELETE", "/admin/keys/{key_id}"): Call(("key_id",)),
     ("POST", "/admin/keys/{key_id}/revoke"): Call(("key_id",)),
     ("GET", "/admin/quotas/usage"): Call(on_object=False),

@@ -11,13 +11,16 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.openapi.spec import Schema
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from gateway.access.principal import Principal
 from gateway.access.roles import Action, Role
 from gateway.admin.auth import actor_of, principal_of, require_admin, runtime_of
+from gateway.admin.quota_schemas import KeyLimitSpec, LimitView
+from gateway.admin.quotas import may_write_limit
+from gateway.admin.quotas import sets_a_limit_schema as _sets_a_limit
 from gateway.admin.schemas import CreatedKey, CreateKey, KeyList, KeyView, RotateKey, UpdateKey
 from gateway.keys.expiry import expires_after, expiry_of
 from gateway.keys.service import DEFAULT_ORG, Authorize
@@ -74,6 +77,7 @@ class AdminKeysController(Controller):
             owner=data.owner,
             org=data.org or principal.org_id or DEFAULT_ORG,
             team=data.team or _own_team(principal),
+            user=data.user,
             metadata=data.metadata,
             actor=actor_of(request),
             authorize=_scope(request, Action.KEYS_WRITE),
@@ -93,7 +97,7 @@ class AdminKeysController(Controller):
 
     @patch(
         "/{key_id:str}",
-        summary="Change an API key's name, models, expiry, owner, team or metadata",
+        summary="Change an API key's name, models, expiry, owner, team, user or metadata",
         responses=_WRITE_KEY,
         operation_class=constrained_body(_not_both_expiries),
         opt={"action": Action.KEYS_WRITE},
@@ -103,7 +107,7 @@ class AdminKeysController(Controller):
     ) -> KeyView:
         changes = {
             field: getattr(data, field)
-            for field in ("name", "models", "owner", "team", "metadata")
+            for field in ("name", "models", "owner", "team", "user", "metadata")
             if getattr(data, field) is not msgspec.UNSET
         }
         if data.expires_in is not msgspec.UNSET:
@@ -137,6 +141,27 @@ class AdminKeysController(Controller):
         )
         runtime.auth.forget(made.key.id)
         return CreatedKey(key=made.secret, info=KeyView.of(made.key))
+
+    @put(
+        "/{key_id:str}/limits",
+        summary="Set a limit on an API key (replacing its limit for the same model)",
+        status_code=200,
+        responses=_WRITE_KEY,
+        operation_class=constrained_body(_sets_a_limit),
+        opt={"action": Action.LIMITS_WRITE},
+    )
+    async def set_key_limit(
+        self, request: Request[Any, Any, Any], key_id: FromPath[str], data: JSONBody[KeyLimitSpec]
+    ) -> LimitView:
+        """As ``PUT /admin/quotas/limits`` with scope ``key``, named by the key's id (which a rotation keeps)."""
+        runtime = runtime_of(request)
+        row = await runtime.keys.show(key_id, authorize=_scope(request, Action.LIMITS_WRITE))
+        stored = await runtime.limits.put(
+            {"scope": "key", "name": str(row.id), **msgspec.to_builtins(data)},
+            actor=actor_of(request),
+            authorize=may_write_limit(principal_of(request)),
+        )
+        return LimitView.of(stored.rule, str(stored.id))
 
     @post(
         "/{key_id:str}/revoke",

@@ -51,6 +51,19 @@ class LimitSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     budget: Budget | None = None
 
 
+class KeyLimitSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """``PUT /admin/keys/{key}/limits``: a limit on this key, as ``LimitSpec`` without scope and name."""
+
+    model: _NAME | None = None
+    """Only requests for this model; leave out for every model."""
+    requests_per_minute: _WHOLE | None = None
+    tokens_per_minute: _WHOLE | None = None
+    input_tokens_per_minute: _WHOLE | None = None
+    output_tokens_per_minute: _WHOLE | None = None
+    concurrent_requests: _WHOLE | None = None
+    budget: Budget | None = None
+
+
 SETS_A_LIMIT = (*_PER_MINUTE.values(), "concurrent_requests", "budget")
 """A spec sets at least one of these (else it limits nothing)."""
 

@@ -20,11 +20,11 @@ from gateway.runtime import Runtime
 from gateway.web.openapi import ADMIN, answer_options, constrained_body, error_responses, present
 
 
-def _sets_a_limit() -> Schema:
+def sets_a_limit_schema() -> Schema:
     return Schema(any_of=[present(name) for name in SETS_A_LIMIT])
 
 
-def _may_write(principal: Principal, *, removing: bool = False) -> Authorize:
+def may_write_limit(principal: Principal, *, removing: bool = False) -> Authorize:
     """The scope check of a limit's set or remove: every organization and team it reaches must be
     the principal's (a team admin's: their own team, or its keys)."""
 
@@ -127,7 +127,7 @@ class AdminQuotaLimitsController(Controller):
         summary="Set a limit (replacing the one on the same scope, name and model)",
         status_code=HTTP_200_OK,
         responses=error_responses(400, 401, 403, 404, 409, 503),
-        operation_class=constrained_body(_sets_a_limit),
+        operation_class=constrained_body(sets_a_limit_schema),
         opt={"action": Action.LIMITS_WRITE},
     )
     async def set_limit(self, request: Request[Any, Any, Any], data: JSONBody[LimitSpec]) -> LimitView:
@@ -141,7 +141,7 @@ class AdminQuotaLimitsController(Controller):
         stored = await runtime.limits.put(
             msgspec.to_builtins(data),
             actor=actor_of(request),
-            authorize=_may_write(principal),
+            authorize=may_write_limit(principal),
             owner_org=None if principal.superuser else principal.org_id,
         )
         return LimitView.of(stored.rule, str(stored.id))
@@ -156,6 +156,6 @@ class AdminQuotaLimitsController(Controller):
     async def remove_limit(self, request: Request[Any, Any, Any], limit_id: FromPath[str]) -> LimitDeleted:
         runtime: Runtime = request.app.state.runtime
         await runtime.limits.remove(
-            limit_id, actor=actor_of(request), authorize=_may_write(principal_of(request), removing=True)
+            limit_id, actor=actor_of(request), authorize=may_write_limit(principal_of(request), removing=True)
         )
         return LimitDeleted(deleted=limit_id)

@@ -38,6 +38,8 @@ class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
     team: _TEXT | None = None
     """A team of the key's organization, by name (made on first use). A team admin's keys are
     their team's when this is left out."""
+    user: _TEXT | None = None
+    """The user the key belongs to, by id or e-mail: one of the key's organization (404 otherwise)."""
     org: _TEXT | None = None
     """The organization, by name. Left out: the caller's own (for the admin key: ``default``, made
     on first use)."""
@@ -59,6 +61,7 @@ class UpdateKey(msgspec.Struct, forbid_unknown_fields=True):
     ) = msgspec.UNSET
     owner: _TEXT | _Unset | None = msgspec.UNSET
     team: _TEXT | _Unset | None = msgspec.UNSET
+    user: _TEXT | _Unset | None = msgspec.UNSET
     metadata: dict[str, Any] | _Unset = msgspec.UNSET
 
 
@@ -77,6 +80,7 @@ class KeyView(msgspec.Struct):
     owner: str | None
     org_id: uuid.UUID
     team_id: uuid.UUID | None
+    user_id: uuid.UUID | None
     models: list[str] | None
     expires_at: datetime | None
     revoked_at: datetime | None
@@ -94,6 +98,7 @@ class KeyView(msgspec.Struct):
             owner=row.owner,
             org_id=row.org_id,
             team_id=row.team_id,
+            user_id=row.user_id,
             models=row.allowed_models,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,

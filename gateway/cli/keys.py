@@ -57,6 +57,7 @@ def _key_fields(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expires", help="ISO date/time, or a duration such as 30d, 12h, 90m")
     parser.add_argument("--owner")
     parser.add_argument("--team")
+    parser.add_argument("--user", help="the user the key belongs to (id or e-mail, of its organization)")
 
 
 @contextlib.asynccontextmanager
@@ -83,6 +84,7 @@ def _create(args: argparse.Namespace) -> None:
                 expires_at=expires,
                 owner=args.owner,
                 team=args.team,
+                user=args.user,
                 org=args.org or "default",
                 actor=cli_actor(),
             )
@@ -124,7 +126,7 @@ def _show(args: argparse.Namespace) -> None:
 
 def _update(args: argparse.Namespace) -> None:
     changes: dict[str, Any] = {}
-    for field in ("name", "owner", "team"):
+    for field in ("name", "owner", "team", "user"):
         if getattr(args, field) is not None:
             changes[field] = getattr(args, field) or None  # an empty value clears it
     if args.models is not None and args.all_models:

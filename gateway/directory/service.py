@@ -25,7 +25,6 @@ from gateway.audit.actor import Actor
 from gateway.audit.changes import Changes, ChangeSet
 from gateway.db.models import AdminToken, Organization, Team, User, utcnow
 from gateway.directory import lookup
-from gateway.directory.limit_names import follow_org_rename, follow_team_rename
 from gateway.directory.rules import (
     check_description,
     check_email,
@@ -39,6 +38,7 @@ from gateway.directory.rules import (
 )
 from gateway.directory.tokens import new_token, token_prefix
 from gateway.errors import Conflict, InvalidRequest
+from gateway.keys.limit_names import follow_org_rename, follow_team_rename
 from gateway.keys.secrets import hash_secret
 
 

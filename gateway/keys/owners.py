@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit.changes import ChangeSet
-from gateway.db.models import ApiKey, Model, Organization, Team
+from gateway.db.models import ApiKey, Model, Organization, Team, User
 from gateway.errors import InvalidRequest, ModelNotFound, NotFound
 
 _MODELS_NAMED = 20  # an unknown model's error lists at most this many of those served
@@ -100,4 +100,17 @@ async def _insert_racing(session: AsyncSession, row: _Named) -> _Named | None:
             await session.flush()
     except IntegrityError:
         return None
+    return row
+
+
+async def find_member(session: AsyncSession, org: Organization, ref: str) -> User:
+    """The user a key belongs to, by id or e-mail: one of the key's organization."""
+    check_text("user", ref)
+    row = None
+    try:
+        row = await session.get(User, uuid.UUID(ref))
+    except ValueError:
+        row = await session.scalar(select(User).where(User.email == ref))
+    if row is None or row.org_id != org.id:
+        raise NotFound(f"No user {ref[:64]!r} in organization {org.name!r}.", param="user")
     return row

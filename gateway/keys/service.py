@@ -15,8 +15,16 @@ from gateway.audit.actor import INTERNAL, Actor
 from gateway.audit.changes import Changes, ChangeSet
 from gateway.db.models import ApiKey, AuditEntry, Organization, Team, utcnow
 from gateway.errors import Conflict, InvalidRequest
+from gateway.keys.limit_names import follow_key_rotation
 from gateway.keys.model import KeyInfo
-from gateway.keys.owners import check_models_known, check_text, find_key, get_or_create_org, get_or_create_team
+from gateway.keys.owners import (
+    check_models_known,
+    check_text,
+    find_key,
+    find_member,
+    get_or_create_org,
+    get_or_create_team,
+)
 from gateway.keys.secrets import hash_secret, new_secret, visible_prefix
 
 DEFAULT_ORG = "default"
@@ -111,6 +119,7 @@ class KeyService:
         owner: str | None = None,
         team: str | uuid.UUID | None = None,
         org: str | uuid.UUID = DEFAULT_ORG,
+        user: str | None = None,
         metadata: dict[str, Any] | None = None,
         actor: Actor = INTERNAL,
         authorize: Authorize = _anyone,
@@ -125,6 +134,7 @@ class KeyService:
             organization = await get_or_create_org(change, org)
             team_row = await get_or_create_team(change, organization, team) if team else None
             authorize(organization.id, team_row.id if team_row else None)
+            member = await find_member(session, organization, user) if user else None
             if models:
                 await check_models_known(session, models)
             row = ApiKey(
@@ -134,6 +144,7 @@ class KeyService:
                 owner=owner,
                 org_id=organization.id,
                 team_id=team_row.id if team_row else None,
+                user_id=member.id if member else None,
                 allowed_models=sorted(set(models)) if models is not None else None,
                 expires_at=expires_at,
                 metadata_=metadata or {},
@@ -191,11 +202,12 @@ class KeyService:
         expires_at: datetime | None = _UNSET,
         owner: str | None = _UNSET,
         team: str | uuid.UUID | None = _UNSET,
+        user: str | None = _UNSET,
         metadata: dict[str, Any] = _UNSET,
         actor: Actor = INTERNAL,
         authorize: Authorize = _anyone,
     ) -> ApiKey:
-        """Change what is given (None clears models, expiry, owner, team). A revoked key stays revoked:
+        """Change what is given (None clears models, expiry, owner, team, user). A revoked key stays revoked:
         changing it is refused, so that nothing reads as if it were in use again."""
         _check_fields(
             name=None if name is _UNSET else name,
@@ -209,11 +221,13 @@ class KeyService:
             authorize(row.org_id, row.team_id)
             _refuse_revoked(row)
             before = audit_view(row)
+            org = await change.session.get(Organization, row.org_id)
+            assert org is not None
             if team is not _UNSET:
-                org = await change.session.get(Organization, row.org_id)
-                assert org is not None
                 row.team_id = (await get_or_create_team(change, org, team)).id if team else None
                 authorize(row.org_id, row.team_id)  # a team admin may not give a key away
+            if user is not _UNSET:
+                row.user_id = (await find_member(change.session, org, user)).id if user else None
             if models is not _UNSET and models:
                 await check_models_known(change.session, models)
             for field, value in (("name", name), ("owner", owner), ("expires_at", expires_at), ("metadata_", metadata)):
@@ -237,11 +251,12 @@ class KeyService:
             row = await find_key(change.session, key)
             authorize(row.org_id, row.team_id)
             _refuse_revoked(row)
-            before = audit_view(row)
+            before, old_prefix = audit_view(row), row.prefix
             row.previous_secret_hash = row.secret_hash if grace else None
             row.previous_expires_at = utcnow() + grace if grace else None
             row.secret_hash, row.prefix = hash_secret(secret), visible_prefix(secret)
             _record(change, "key.rotate", row, before)
+            await follow_key_rotation(change, row, old_prefix)  # a limit on the old prefix stays on the key
         return NewKey(secret=secret, key=row)
 
     async def newest(self, limit: int) -> Sequence[tuple[str, KeyInfo]]:

@@ -1,20 +1,22 @@
-"""Stored limits follow a renamed organization or team.
+"""Stored limits follow what they name: a renamed organization or team, a rotated key.
 
 Limits name what they count (gateway.quotas.names): an organization by its name, one
 organization's team, end users or keys as ``ORG/NAME`` or ``ORG/*``. A rename would silently end
 them, so the rename rewrites those names in the same transaction, each rewrite audited as a
 limit change. A bare team name is every organization's, so it is left as it is; so are the
-quotas file's limits (the file is changed by editing it).
+quotas file's limits (the file is changed by editing it). A key named by its visible prefix
+(which a rotation changes) is renamed to its id, which does not change.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import select
 
 from gateway.audit.changes import ChangeSet
-from gateway.db.models import Organization, QuotaLimit, Team
+from gateway.db.models import ApiKey, Organization, QuotaLimit, Team
 from gateway.errors import Conflict
 
 _SEPARATOR = "/"  # as gateway.quotas.names writes them (a layer above: not imported here)
@@ -37,7 +39,17 @@ async def follow_team_rename(change: ChangeSet, org: Organization, team: Team, o
             await _rename(change, row, org.name + _SEPARATOR + team.name, org, team)
 
 
-async def _rename(change: ChangeSet, row: QuotaLimit, name: str, org: Organization, team: Team | None = None) -> None:
+async def follow_key_rotation(change: ChangeSet, key: ApiKey, old_prefix: str) -> None:
+    query = select(QuotaLimit).where(QuotaLimit.scope == "key", QuotaLimit.name == old_prefix)
+    org = await change.session.get(Organization, key.org_id)
+    assert org is not None
+    for row in (await change.session.scalars(query)).all():
+        await _rename(change, row, str(key.id), org, key.team_id)
+
+
+async def _rename(
+    change: ChangeSet, row: QuotaLimit, name: str, org: Organization, team: Team | uuid.UUID | None = None
+) -> None:
     taken = await change.session.scalar(
         select(QuotaLimit.id).where(
             QuotaLimit.scope == row.scope, QuotaLimit.name == name, QuotaLimit.model == row.model
@@ -59,7 +71,7 @@ async def _rename(change: ChangeSet, row: QuotaLimit, name: str, org: Organizati
         before=before,
         after=_view(row),
         org_id=org.id,
-        team_id=team.id if team else None,
+        team_id=team.id if isinstance(team, Team) else team,
     )
 
 
