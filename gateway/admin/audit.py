@@ -18,20 +18,16 @@ from gateway.admin.audit_schemas import (
     moment_filter,
     text_filter,
 )
-from gateway.admin.auth import principal_of, require_admin, runtime_of
+from gateway.admin.auth import AdminController, principal_of, runtime_of
 from gateway.audit.log import DEFAULT_LIMIT, AuditQuery, parse_moment, parse_org
-from gateway.web.openapi import ADMIN, answer_options, error_responses
+from gateway.web.openapi import error_responses
 
 _READ = {"action": Action.AUDIT_READ}
 _Text = str | None
 
 
-class AdminAuditController(Controller):
+class AdminAuditController(AdminController):
     path = "/admin/audit"
-    guards = [require_admin]
-    tags = ["Admin"]
-    security = ADMIN
-    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
     @get(
         "/",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+from litestar import Controller
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
@@ -17,6 +18,7 @@ from gateway.directory.tokens import principal_for_token
 from gateway.errors import AdminAuthenticationFailed, PermissionDenied
 from gateway.keys.auth import presented_key
 from gateway.runtime import Runtime
+from gateway.web.openapi import ADMIN, answer_options
 
 
 async def require_admin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
@@ -68,3 +70,13 @@ def actor_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:
 def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
     runtime: Runtime = connection.app.state.runtime
     return runtime
+
+
+class AdminController(Controller):
+    """What every ``/admin`` controller shares: the guard, the OpenAPI tag and security scheme, and
+    OPTIONS answered with every method of the path. Subclasses set ``path``."""
+
+    guards = [require_admin]
+    tags = ["Admin"]
+    security = ADMIN
+    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound

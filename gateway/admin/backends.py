@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from gateway.access.roles import Action
-from gateway.admin.auth import actor_of, require_admin, runtime_of
+from gateway.admin.auth import AdminController, actor_of, runtime_of
 from gateway.admin.backend_schemas import (
     BackendDeleted,
     BackendList,
@@ -21,18 +21,14 @@ from gateway.admin.backend_schemas import (
     UpdateBackend,
     consistent,
 )
-from gateway.web.openapi import ADMIN, answer_options, constrained_body, error_responses
+from gateway.web.openapi import constrained_body, error_responses
 
 _READ = {"action": Action.BACKENDS_READ}
 _WRITE = {"action": Action.BACKENDS_WRITE}
 
 
-class AdminBackendsController(Controller):
+class AdminBackendsController(AdminController):
     path = "/admin/backends"
-    guards = [require_admin]
-    tags = ["Admin"]
-    security = ADMIN
-    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
     @get("/", summary="Every backend (secrets masked)", responses=error_responses(401, 403, 503), opt=_READ)
     async def list_backends(self, request: Request[Any, Any, Any]) -> BackendList:

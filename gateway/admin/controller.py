@@ -11,20 +11,20 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, patch, post, put
+from litestar import Request, delete, get, patch, post, put
 from litestar.openapi.spec import Schema
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from gateway.access.principal import Principal
 from gateway.access.roles import Action, Role
-from gateway.admin.auth import actor_of, principal_of, require_admin, runtime_of
+from gateway.admin.auth import AdminController, actor_of, principal_of, runtime_of
 from gateway.admin.quota_schemas import KeyLimitSpec, LimitView
 from gateway.admin.quotas import may_write_limit
 from gateway.admin.quotas import sets_a_limit_schema as _sets_a_limit
 from gateway.admin.schemas import CreatedKey, CreateKey, KeyList, KeyView, RotateKey, UpdateKey
 from gateway.keys.expiry import expires_after, expiry_of
 from gateway.keys.service import DEFAULT_ORG, Authorize
-from gateway.web.openapi import ADMIN, OptionalBody, answer_options, constrained_body, error_responses, present
+from gateway.web.openapi import OptionalBody, constrained_body, error_responses, present
 
 # What each route can answer besides success (403: the admin API is disabled, or out of scope).
 _READ = error_responses(400, 401, 403, 503)
@@ -46,12 +46,8 @@ def _scope(request: Request[Any, Any, Any], action: Action) -> Authorize:
     return authorize
 
 
-class AdminKeysController(Controller):
+class AdminKeysController(AdminController):
     path = "/admin/keys"
-    guards = [require_admin]
-    tags = ["Admin"]
-    security = ADMIN
-    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
     @get("/", summary="List API keys (those the caller may see)", responses=_READ, opt={"action": Action.KEYS_READ})
     async def list_keys(self, request: Request[Any, Any, Any], include_revoked: FromQuery[bool] = True) -> KeyList:

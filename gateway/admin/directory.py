@@ -13,7 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from gateway.access.roles import Action
-from gateway.admin.auth import actor_of, principal_of, require_admin, runtime_of
+from gateway.admin.auth import AdminController, actor_of, principal_of, runtime_of
 from gateway.admin.directory_schemas import (
     CreatedToken,
     CreateOrg,
@@ -38,7 +38,7 @@ from gateway.admin.directory_schemas import (
 )
 from gateway.directory.service import Directory
 from gateway.keys.expiry import expiry_of
-from gateway.web.openapi import ADMIN, answer_options, constrained_body, error_responses
+from gateway.web.openapi import constrained_body, error_responses
 
 _LIST = error_responses(401, 403, 503)
 _READ = error_responses(401, 403, 404, 503)
@@ -51,12 +51,8 @@ def _directory(request: Request[Any, Any, Any]) -> Directory:
     return runtime_of(request).control.directory
 
 
-class AdminOrgsController(Controller):
+class AdminOrgsController(AdminController):
     path = "/admin/orgs"
-    guards = [require_admin]
-    tags = ["Admin"]
-    security = ADMIN
-    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
     @get("/", summary="Organizations (a user's own only)", responses=_LIST, opt={"action": Action.ORGS_READ})
     async def list_orgs(self, request: Request[Any, Any, Any]) -> OrgList:
@@ -154,12 +150,8 @@ class AdminOrgsController(Controller):
         return Deleted(id=row.id, object="team")
 
 
-class AdminUsersController(Controller):
+class AdminUsersController(AdminController):
     path = "/admin/users"
-    guards = [require_admin]
-    tags = ["Admin"]
-    security = ADMIN
-    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
     @get(
         "/",

@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from gateway.access.roles import Action
-from gateway.admin.auth import actor_of, require_admin, runtime_of
+from gateway.admin.auth import AdminController, actor_of, runtime_of
 from gateway.admin.model_schemas import (
     Change,
     CreateModel,
@@ -26,7 +26,7 @@ from gateway.admin.model_schemas import (
     VersionSpec,
     VersionView,
 )
-from gateway.web.openapi import ADMIN, answer_options, error_responses
+from gateway.web.openapi import error_responses
 
 _READ = {"action": Action.MODELS_READ}
 _WRITE = {"action": Action.MODELS_WRITE}
@@ -34,12 +34,8 @@ _READ_ERRORS = error_responses(400, 401, 403, 404, 503)
 _WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 503)
 
 
-class AdminModelsController(Controller):
+class AdminModelsController(AdminController):
     path = "/admin/models"
-    guards = [require_admin]
-    tags = ["Admin"]
-    security = ADMIN
-    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
     @get("/", summary="Models with their versions and states", responses=_READ_ERRORS, opt=_READ)
     async def list_models(self, request: Request[Any, Any, Any]) -> ModelList:

@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, put
+from litestar import Request, delete, get, put
 from litestar.openapi.spec import Schema
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from gateway.access.principal import Principal
 from gateway.access.roles import Action
-from gateway.admin.auth import actor_of, principal_of, require_admin
+from gateway.admin.auth import AdminController, actor_of, principal_of
 from gateway.admin.quota_schemas import SETS_A_LIMIT, LimitDeleted, LimitList, LimitSpec, LimitView, UsageView
 from gateway.errors import Forbidden, NotFound
 from gateway.quotas.limits import Authorize, Reach
 from gateway.runtime import Runtime
-from gateway.web.openapi import ADMIN, answer_options, constrained_body, error_responses, present
+from gateway.web.openapi import constrained_body, error_responses, present
 
 
 def sets_a_limit_schema() -> Schema:
@@ -60,12 +60,8 @@ def _may_read(principal: Principal, reach: Reach) -> bool:
     return any(org == principal.org_filter and (team is None or found == team) for org, found in reach.places)
 
 
-class AdminQuotasController(Controller):
+class AdminQuotasController(AdminController):
     path = "/admin/quotas"
-    guards = [require_admin]
-    tags = ["Admin"]
-    security = ADMIN
-    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
     @get(
         "/usage",
@@ -82,14 +78,10 @@ class AdminQuotasController(Controller):
         return UsageView.of(info, user, await runtime.quotas.usage(runtime.live.current.limits, info, user))
 
 
-class AdminQuotaLimitsController(Controller):
+class AdminQuotaLimitsController(AdminController):
     """Limits set through the API live in SQL beside those of policies/quotas.yaml."""
 
     path = "/admin/quotas/limits"
-    guards = [require_admin]
-    tags = ["Admin"]
-    security = ADMIN
-    before_request = answer_options  # type: ignore[assignment]  # Litestar calls it unbound
 
     @get(
         "/",

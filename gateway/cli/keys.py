@@ -7,19 +7,16 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from gateway.audit.actor import cli_actor
 from gateway.cli.common import print_json, say
 from gateway.errors import InvalidRequest
-from gateway.keys.expiry import parse_expiry
+from gateway.keys.expiry import parse_duration, parse_expiry
 
 if TYPE_CHECKING:  # imported when used: `gateway --help` should not load SQLAlchemy
     from gateway.db.models import ApiKey
     from gateway.keys.service import KeyService
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -150,7 +147,7 @@ def _update(args: argparse.Namespace) -> None:
 
 
 def _rotate(args: argparse.Namespace) -> None:
-    grace = parse_grace(args.grace)
+    grace = parse_duration(args.grace, "--grace", seconds=True)
 
     async def run() -> None:
         async with key_service() as keys:
@@ -173,16 +170,6 @@ def _revoke(args: argparse.Namespace) -> None:
         print(f"revoked key {row.id} ({row.prefix}) at {row.revoked_at.isoformat() if row.revoked_at else '?'}")
 
     asyncio.run(run())
-
-
-def parse_grace(text: str) -> timedelta:
-    """``0``, or a number with s, m, h or d."""
-    text = text.strip()
-    if text == "0":
-        return timedelta(0)
-    if len(text) < 2 or not text[:-1].isdigit() or text[-1] not in _UNITS or len(text) > 9:
-        raise InvalidRequest(f"--grace: expected 0 or a duration like 90s, 30m, 12h, 7d; got {text!r}", param="--grace")
-    return timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
 
 
 def _metadata(text: str) -> dict[str, Any]:
