@@ -10,10 +10,13 @@ cut), or, when the request has `tools` and the last user turn is not a tool_resu
 then a `tool_use` block for the first tool with input {"query": "fake"}. With `"stream": true` it
 sends Anthropic's SSE event sequence. `POST /v1/messages/count_tokens` counts the input words.
 
-Markers in the model name: `slow-<ms>` (delay before headers), `chunkdelay-<ms>` (between stream
-events), `error-<status>` (that status in Anthropic's error shape; 429 adds `retry-after: 1`),
-`hang`, `tokens-<in>-<out>` (fixed usage, a reply of exactly <out> words) and `cache-<read>-<write>`
-(cache_read_input_tokens / cache_creation_input_tokens).
+Markers in the model name (see `fake_markers`): `slow-<ms>` (delay before headers),
+`firstbyte-<ms>` (delay after them), `chunkdelay-<ms>` (between stream events), `hang`,
+`hangstream` (nothing after the first event), `error-<status>` (that status in Anthropic's error
+shape; 429 adds `retry-after: 1`, `retryafter-<s>` sets it on a 429 or 503), `contextlen`
+(Anthropic's 400 "prompt is too long"), `contentfilter` (a plain 400: Anthropic has no such error),
+`flaky-<n>` (only the first n requests fail), `tokens-<in>-<out>` (fixed usage, a reply of exactly
+<out> words) and `cache-<read>-<write>` (cache_read_input_tokens / cache_creation_input_tokens).
 
 Run standalone with `python -m fakes.fake_anthropic --port 9200 [--no-record]`.
 """
@@ -71,7 +74,7 @@ class FakeAnthropic(FakeServer):
     def _messages(self, body: Json) -> Reply:
         behaviour = self._behaviour(body["model"])
         if behaviour.error_status is not None:
-            reply = self.error_reply(marker_error(behaviour.error_status))
+            reply = self.error_reply(marker_error(behaviour))
         else:
             result = answer(body, next(self._seq), behaviour)
             if body.get("stream") is True:

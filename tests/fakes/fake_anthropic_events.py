@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from fakes.fake_markers import Behaviour
+from fakes.fake_markers import CONTEXT_LENGTH, Behaviour, retry_after_headers
 from fakes.fake_validation import Json, RequestError, count_words
 
 REPLY = "This is a fake reply from Anthropic."
@@ -43,9 +43,15 @@ def error_body(err: RequestError, request_id: str) -> Json:
     return {"type": "error", "error": {"type": kind, "message": err.message}, "request_id": request_id}
 
 
-def marker_error(status: int) -> RequestError:
-    """The error chosen by an `error-<status>` model marker."""
-    headers = (("retry-after", "1"),) if status == 429 else ()
+MAX_PROMPT_TOKENS = 200000
+
+
+def marker_error(behaviour: Behaviour) -> RequestError:
+    """The error chosen by the markers (`error-<status>`, `contextlen`, ...); `error_status` must be set."""
+    status = behaviour.error_status or 500
+    if behaviour.error_kind == CONTEXT_LENGTH:  # Anthropic's words for it
+        return RequestError(400, f"prompt is too long: {MAX_PROMPT_TOKENS + 1} tokens > {MAX_PROMPT_TOKENS} maximum")
+    headers = retry_after_headers(status, behaviour.retry_after)
     return RequestError(status, f"fake anthropic error {status}", headers=headers)
 
 

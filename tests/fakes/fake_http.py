@@ -43,13 +43,15 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0  # seconds before the response headers
     chunk_delay: float = 0.0  # seconds between stream events
+    first_byte_delay: float = 0.0  # seconds between the headers and the first event (or the body)
     hang: bool = False
+    stall: bool = False  # after the headers and the first event (a body: only the headers), send nothing
     abort: bool = False  # cut the connection after `events` instead of finishing the stream
     content_type: str | None = None  # default: JSON for a body, server-sent events for `events`
 
     @property
     def immediate(self) -> bool:
-        return not (self.delay or self.chunk_delay or self.hang)
+        return not (self.delay or self.chunk_delay or self.hang or self.first_byte_delay or self.stall)
 
 
 class Application(Protocol):
@@ -221,26 +223,42 @@ class Connection(asyncio.Protocol):
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.hang:
-            await asyncio.get_running_loop().create_future()  # resolved never; cancelled on close
+            await _forever()
         if reply.events is None:
-            self._send(request, reply)
+            await self._send_body_slowly(request, reply)
             return
         self._write(self._stream_head(request, reply))
         for index, event in enumerate(reply.events):
-            if index and reply.chunk_delay:
+            if index == 0 and reply.first_byte_delay:
+                await asyncio.sleep(reply.first_byte_delay)
+            elif index and reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
             self._write_event(request, event)
+            if reply.stall:
+                await _forever()
             if not self._writable.is_set():
                 await self._writable.wait()  # back-pressure from a slow reader
         self._end_stream(request, reply)
+
+    async def _send_body_slowly(self, request: Request, reply: Reply) -> None:
+        """A sized body, its headers sent first when the body is to be late or never come."""
+        if not (reply.first_byte_delay or reply.stall) or request.method == "HEAD":
+            self._send(request, reply)
+            return
+        self._write(self._body_head(request, reply))
+        if reply.first_byte_delay:
+            await asyncio.sleep(reply.first_byte_delay)
+        if reply.stall:
+            await _forever()
+        self._write(reply.body)
+        if not request.keep_alive:
+            self._close()
 
     # -- writing ----------------------------------------------------------------------------------
 
     def _send(self, request: Request, reply: Reply) -> None:
         if reply.events is None:
-            framing = f"content-length: {len(reply.body)}"
-            content_type = reply.content_type or "application/json"
-            head = response_head(reply.status, content_type, framing, request.keep_alive, reply.headers)
+            head = self._body_head(request, reply)
             self._write(head if request.method == "HEAD" else head + reply.body)  # keeps framing
             if not request.keep_alive:
                 self._close()
@@ -250,6 +268,11 @@ class Connection(asyncio.Protocol):
         for event in reply.events:
             self._write_event(request, event)
         self._end_stream(request, reply)
+
+    def _body_head(self, request: Request, reply: Reply) -> bytes:
+        content_type = reply.content_type or "application/json"
+        framing = f"content-length: {len(reply.body)}"
+        return response_head(reply.status, content_type, framing, request.keep_alive, reply.headers)
 
     def _stream_head(self, request: Request, reply: Reply) -> bytes:
         # HTTP/1.0 has no chunked encoding: such streams are delimited by closing the connection.
@@ -288,3 +311,8 @@ class Connection(asyncio.Protocol):
         """Drop the connection because the server stops; returns the task to wait for."""
         self._close(abort=True)
         return self._task
+
+
+async def _forever() -> None:
+    """Wait until cancelled: when the client goes away or the server stops."""
+    await asyncio.get_running_loop().create_future()

@@ -25,7 +25,7 @@ from urllib.parse import unquote
 import msgspec
 
 from fakes.fake_http import Connection, Reply, Request
-from fakes.fake_markers import Behaviour, parse_behaviour
+from fakes.fake_markers import Behaviour, flaky_phase, parse_behaviour
 from fakes.fake_validation import Json, RequestError
 
 MAX_RECORDED = 1000
@@ -65,7 +65,8 @@ class FakeServer:
         self._port = 0
         self._seq = itertools.count(1)
         # Per instance and bounded: benchmarks send the same few model names millions of times.
-        self._behaviour = functools.lru_cache(maxsize=1024)(parse_behaviour)
+        self._parsed = functools.lru_cache(maxsize=1024)(parse_behaviour)
+        self._flaky_seen: dict[str, int] = {}  # requests so far per `flaky-<n>` model (lower-cased)
         self._decode = msgspec.json.Decoder().decode
         self._encode = msgspec.json.Encoder().encode
 
@@ -126,6 +127,7 @@ class FakeServer:
         self.disconnects = 0
         self.abandoned = 0
         self.completed_streams = 0
+        self._flaky_seen.clear()
 
     def stats(self) -> Json:
         return {
@@ -173,11 +175,22 @@ class FakeServer:
     def _json(self, payload: Any, status: int = 200) -> Reply:
         return Reply(status, self._encode(payload))
 
+    def _behaviour(self, model: str) -> Behaviour:
+        """The markers of `model` for this request; call it once per request, as it counts `flaky-<n>` ones."""
+        behaviour = self._parsed(model)
+        if behaviour.flaky is None:
+            return behaviour
+        name, failures = behaviour.flaky
+        seen = self._flaky_seen[name] = self._flaky_seen.get(name, 0) + 1
+        return flaky_phase(behaviour, failing=seen <= failures)
+
     @staticmethod
     def _timed(reply: Reply, behaviour: Behaviour) -> Reply:
-        """`reply` with the `slow-<ms>` and `hang` markers applied."""
+        """`reply` with the `slow-<ms>`, `firstbyte-<ms>`, `hang` and `hangstream` markers applied."""
         reply.delay = behaviour.slow_ms / 1000
+        reply.first_byte_delay = behaviour.first_byte_ms / 1000
         reply.hang = behaviour.hang
+        reply.stall = behaviour.hang_stream
         return reply
 
 

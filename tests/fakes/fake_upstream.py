@@ -5,8 +5,9 @@ asyncio `Protocol` with httptools (`fake_http`), so a benchmark of the gateway m
 gateway, not this. This module is the server: routing, recording and introspection, and turning
 the endpoints' payloads (`fake_chat`, `fake_completions`, `fake_embeddings`, `fake_models`,
 `fake_responses_api`, `fake_media`) into replies. Markers inside the model name choose
-misbehaviour (`slow-<ms>`, `chunkdelay-<ms>`, `error-<status>`, `hang`, `tokens-<p>-<c>`,
-`streamerror`); see `fake_markers.parse_behaviour`.
+misbehaviour: timing (`slow-<ms>`, `firstbyte-<ms>`, `chunkdelay-<ms>`, `hang`, `hangstream`),
+errors (`error-<status>`, `contextlen`, `contentfilter`, `retryafter-<s>`, `flaky-<n>`), broken
+streams (`streamerror`, `nodone`, `notsse`) and usage (`tokens-<p>-<c>`); see `fake_markers`.
 
 Run standalone with `python -m fakes.fake_upstream --port 9100 [--no-record]`.
 """
@@ -116,7 +117,7 @@ class FakeUpstream(FakeServer):
     def _pieces(self, content_type: str, pieces: list[bytes], behaviour: Behaviour) -> Reply:
         """A reply sent in pieces (audio as it is made, or events), with the markers applied."""
         if behaviour.error_status is not None:
-            return self._timed(self.error_reply(marker_error(behaviour.error_status)), behaviour)
+            return self._timed(self.error_reply(marker_error(behaviour)), behaviour)
         reply = Reply(200, events=iter(pieces), content_type=content_type, chunk_delay=behaviour.chunk_delay_ms / 1000)
         if behaviour.stream_error:
             reply.events, reply.abort = iter(pieces[:1]), True
@@ -140,14 +141,16 @@ class FakeUpstream(FakeServer):
         """Encode an endpoint's answer, applying the markers of the requested model."""
         behaviour = answer.behaviour
         if behaviour.error_status is not None:
-            reply = self.error_reply(marker_error(behaviour.error_status))
+            reply = self.error_reply(marker_error(behaviour))
         elif answer.chunks is not None:
             reply = self._stream(answer.chunks, behaviour)
         else:
             reply = self._json(answer.payload)
         # Inline rather than `self._timed(...)`: this runs for every benchmark request.
         reply.delay = behaviour.slow_ms / 1000
+        reply.first_byte_delay = behaviour.first_byte_ms / 1000
         reply.hang = behaviour.hang
+        reply.stall = behaviour.hang_stream
         return reply
 
     def _stream(self, chunks: Iterator[Json], behaviour: Behaviour) -> Reply:
@@ -180,9 +183,7 @@ class FakeUpstream(FakeServer):
             reply.events, reply.abort = itertools.islice(events, STREAM_ERROR_EVENTS), True
         else:
             reply.events = events
-        reply.delay = behaviour.slow_ms / 1000
-        reply.hang = behaviour.hang
-        return reply
+        return self._timed(reply, behaviour)
 
 
 # -- command line ----------------------------------------------------------------------------------

@@ -22,10 +22,14 @@ class RequestError(Exception):
     code: str | None = None
     error_type: str = ""  # derived from the status when empty
     headers: tuple[tuple[str, str], ...] = ()
+    extra: Json | None = None  # more fields of the error object, overriding the usual ones (Azure's)
 
     def body(self) -> Json:
         error_type = self.error_type or default_error_type(self.status)
-        return {"error": {"message": self.message, "type": error_type, "param": self.param, "code": self.code}}
+        error = {"message": self.message, "type": error_type, "param": self.param, "code": self.code}
+        if self.extra:
+            error.update(self.extra)
+        return {"error": error}
 
 
 def default_error_type(status: int) -> str:
